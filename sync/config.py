@@ -1,0 +1,460 @@
+"""Configuration: the environment plus a TOML file of connections, validated once at start.
+
+One *connection* is one webCRM instance + one Uniconta company + the webhook
+secrets + per-flow settings. Without `SYNC_CONFIG` the built-in connection
+`demo` (sync/demo.toml) points at the two sandboxes. Every error names the
+file, the dotted key and what is wrong, so a bad deploy stops with one clear
+line instead of failing later inside a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from importlib import resources
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, post_load, validate, validates_schema
+from marshmallow import fields as f
+
+from sync.secrets import Secret
+
+FLOWS = ("organisations", "items", "orders", "users", "persons")
+CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """Configuration is unusable; the message names the source, the key and the problem."""
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    tokens: tuple[Secret, ...]
+    signing_secrets: tuple[Secret, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebcrmSettings:
+    base_url: str
+    auth_code: Secret
+    api_user_name: str = "Integration"
+    rate_limit_per_minute: int = 250
+    page_size: int = 500
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class UnicontaSettings:
+    base_url: str
+    company_id: int
+    username: str
+    password: Secret
+    daily_call_budget: int = 5000
+    live_reserve: int = 1000
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class OrganisationFlow:
+    trigger_field: str = "OrganisationType"
+    trigger_keywords: tuple[str, ...] = ("Kunde",)
+    required_fields: tuple[str, ...] = ("name", "address", "postcode", "city", "country")
+    debtor_number_field: str = "OrganisationExtraCustom1"
+    debtor_number_strategy: str = "series"
+    debtor_number_prefix: str = ""
+    debtor_number_start: int = 10000
+    status_field: str = ""
+    uniconta_link_field: str = "WebcrmId"
+    debtor_group: str = ""
+    source_fields: Mapping[str, str] = field(default_factory=dict)
+    shown_fields: Mapping[str, str] = field(default_factory=dict)
+    country_names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemFlow:
+    number_field: str = "QuotationLineLinkedDataItemData1"
+    name_field: str = "QuotationLineLinkedDataItemData2"
+    unit_field: str = "QuotationLineLinkedDataItemData3"
+    group_field: str = "QuotationLineLinkedDataItemData4"
+    price_field: str = "SalesPrice1"
+
+
+@dataclass(frozen=True)
+class OrderFlow:
+    ready_field: str = "DeliveryErpStatus"
+    ready_values: tuple[str, ...] = ("ReadyForSynchronization",)
+    item_number_field: str = "QuotationLineData1"
+    uniconta_link_field: str = "WebcrmDeliveryId"
+    uniconta_line_link_field: str = "WebcrmLineId"
+
+
+@dataclass(frozen=True)
+class UserFlow:
+    webcrm_link_field: str = "UserCustom1"
+    uniconta_link_field: str = "WebcrmUserId"
+    sales_title: str = "Sælger"
+    employee_group: str = ""
+
+
+@dataclass(frozen=True)
+class PersonFlow:
+    webcrm_link_field: str = "PersonCustom1"
+    uniconta_link_field: str = "ReferenceId"
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: str
+    webhook: WebhookSettings
+    webcrm: WebcrmSettings
+    uniconta: UnicontaSettings
+    flows: tuple[str, ...] = FLOWS
+    conflict_policy: str = "newest"
+    reconcile_minutes: int = 10
+    organisations: OrganisationFlow = OrganisationFlow()
+    items: ItemFlow = ItemFlow()
+    orders: OrderFlow = OrderFlow()
+    users: UserFlow = UserFlow()
+    persons: PersonFlow = PersonFlow()
+
+    def enabled(self, flow: str) -> bool:
+        return flow in self.flows
+
+
+@dataclass(frozen=True)
+class Settings:
+    connections: Mapping[str, Connection]
+    source: str
+    redis_url: str | None = None
+    sentry_dsn: Secret | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
+    demo: bool = False
+    max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    task_time_limit: int = 120
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self.connections.get(connection_id)
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+# The environment secrets are read from while a file is being loaded (marshmallow 4 has no context).
+_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar("config_environ", default=os.environ)
+
+
+class SecretField(f.Field):
+    """A literal string, or `{env = "NAME"}` read from the environment at load time."""
+
+    default_error_messages = {
+        "invalid": "Must be a string or a table {env = \"VARIABLE\"}.",
+        "unset": "Environment variable {name} is not set.",
+        "empty": "Must not be empty.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Secret:
+        environ = _ENVIRON.get()
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, dict) and set(value) == {"env"} and isinstance(value["env"], str):
+            name = value["env"]
+            if name not in environ:
+                raise self.make_error("unset", name=name)
+            text = environ[name]
+        else:
+            raise self.make_error("invalid")
+        if not text:
+            raise self.make_error("empty")
+        return Secret(text)
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model: type = object
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.model(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+_str_list = f.List(f.String(validate=validate.Length(min=1)))
+_url = f.Url(require_tld=False, schemes={"http", "https"}, required=True)
+
+
+class WebhookSchema(_Base):
+    model = WebhookSettings
+    tokens = f.List(SecretField(), required=True, validate=validate.Length(min=1))
+    signing_secrets = f.List(SecretField())
+
+    @validates_schema
+    def _signing_secrets_decode(self, data: dict[str, Any], **kwargs: Any) -> None:
+        from standardwebhooks import Webhook
+
+        for index, secret in enumerate(data.get("signing_secrets", [])):
+            try:
+                Webhook(secret.reveal())
+            except Exception:  # noqa: BLE001 - the library raises several kinds for a bad secret
+                raise ValidationError(f"{index}: not a Standard Webhooks secret (whsec_<base64>)",
+                                      "signing_secrets") from None
+
+
+class WebcrmSchema(_Base):
+    model = WebcrmSettings
+    base_url = _url
+    auth_code = SecretField(required=True)
+    api_user_name = f.String(validate=validate.Length(min=1))
+    rate_limit_per_minute = f.Integer(validate=validate.Range(min=0))
+    page_size = f.Integer(validate=validate.Range(min=1, max=1000))
+    timeout_seconds = f.Float(validate=validate.Range(min=0.1, max=300))
+
+
+class UnicontaSchema(_Base):
+    model = UnicontaSettings
+    base_url = _url
+    company_id = f.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    username = f.String(required=True, validate=validate.Length(min=1))
+    password = SecretField(required=True)
+    daily_call_budget = f.Integer(validate=validate.Range(min=0))
+    live_reserve = f.Integer(validate=validate.Range(min=0))
+    timeout_seconds = f.Float(validate=validate.Range(min=0.1, max=300))
+
+    @validates_schema
+    def _reserve_below_budget(self, data: dict[str, Any], **kwargs: Any) -> None:
+        budget, reserve = data.get("daily_call_budget", 5000), data.get("live_reserve", 1000)
+        if budget and reserve >= budget:
+            raise ValidationError("must be smaller than daily_call_budget", "live_reserve")
+
+
+class OrganisationFlowSchema(_Base):
+    model = OrganisationFlow
+    trigger_field = f.String(validate=validate.OneOf(["OrganisationType", "OrganisationStatus"]))
+    trigger_keywords = f.List(f.String(validate=validate.Length(min=1)), validate=validate.Length(min=1))
+    required_fields = f.List(f.String(validate=validate.OneOf(
+        ["name", "address", "postcode", "city", "country", "cvr", "phone", "currency", "vat_group",
+         "invoice_email"])))
+    debtor_number_field = f.String(validate=validate.Length(min=1))
+    debtor_number_strategy = f.String(validate=validate.OneOf(["series", "organisation_id"]))
+    debtor_number_prefix = f.String(validate=validate.Length(max=10))
+    debtor_number_start = f.Integer(validate=validate.Range(min=1))
+    status_field = f.String()
+    uniconta_link_field = f.String(validate=validate.Length(min=1))
+    debtor_group = f.String()
+    source_fields = f.Dict(keys=f.String(validate=validate.OneOf(
+        ["cvr", "phone", "currency", "vat_group", "invoice_email"])), values=f.String(validate=validate.Length(min=1)))
+    shown_fields = f.Dict(keys=f.String(validate=validate.OneOf(["ean", "payment_terms", "debtor_group"])),
+                          values=f.String(validate=validate.Length(min=1)))
+    country_names = f.Dict(keys=f.String(), values=f.String())
+
+
+class ItemFlowSchema(_Base):
+    model = ItemFlow
+    number_field = f.String(validate=validate.Length(min=1))
+    name_field = f.String(validate=validate.Length(min=1))
+    unit_field = f.String()
+    group_field = f.String()
+    price_field = f.String(validate=validate.OneOf(["SalesPrice1", "SalesPrice2", "SalesPrice3"]))
+
+
+class OrderFlowSchema(_Base):
+    model = OrderFlow
+    ready_field = f.String(validate=validate.Length(min=1))
+    ready_values = f.List(f.String(validate=validate.Length(min=1)), validate=validate.Length(min=1))
+    item_number_field = f.String(validate=validate.Length(min=1))
+    uniconta_link_field = f.String(validate=validate.Length(min=1))
+    uniconta_line_link_field = f.String(validate=validate.Length(min=1))
+
+
+class UserFlowSchema(_Base):
+    model = UserFlow
+    webcrm_link_field = f.String(validate=validate.Length(min=1))
+    uniconta_link_field = f.String(validate=validate.Length(min=1))
+    sales_title = f.String()
+    employee_group = f.String()
+
+
+class PersonFlowSchema(_Base):
+    model = PersonFlow
+    webcrm_link_field = f.String(validate=validate.Length(min=1))
+    uniconta_link_field = f.String(validate=validate.Length(min=1))
+
+
+class ConnectionSchema(_Base):
+    model = Connection
+    webhook = f.Nested(WebhookSchema, required=True)
+    webcrm = f.Nested(WebcrmSchema, required=True)
+    uniconta = f.Nested(UnicontaSchema, required=True)
+    flows = f.List(f.String(validate=validate.OneOf(FLOWS)))
+    conflict_policy = f.String(validate=validate.OneOf(["newest", "webcrm", "uniconta"]))
+    reconcile_minutes = f.Integer(validate=validate.Range(min=1, max=1440))
+    organisations = f.Nested(OrganisationFlowSchema)
+    items = f.Nested(ItemFlowSchema)
+    orders = f.Nested(OrderFlowSchema)
+    users = f.Nested(UserFlowSchema)
+    persons = f.Nested(PersonFlowSchema)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        # The id is the table's key, set by the caller.
+        return data
+
+
+class FileSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    connections = f.Dict(keys=f.String(), values=f.Raw(), required=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested error dict → ["a.b.c: message", ...]."""
+    out: list[str] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            label = "" if key == "_schema" else str(key)
+            if key == "value" and isinstance(value, (dict, list)):  # Dict(values=...) wraps errors in "value"
+                label = ""
+            path = ".".join(p for p in (prefix, label) if p)
+            out.extend(_flatten(value, path))
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                out.extend(_flatten(item, prefix))
+            else:
+                out.append(f"{prefix}: {_plain(str(item))}" if prefix else _plain(str(item)))
+    else:
+        out.append(f"{prefix}: {_plain(str(messages))}")
+    return out
+
+
+def _plain(message: str) -> str:
+    return "unknown key" if message == "Unknown field." else message
+
+
+def parse_connections(document: Mapping[str, Any], *, source: str,
+                      environ: Mapping[str, str] | None = None) -> dict[str, Connection]:
+    """Validate a parsed TOML document into connections, or raise ConfigError naming the key."""
+    environ = os.environ if environ is None else environ
+    try:
+        top = FileSchema().load(dict(document))
+    except ValidationError as err:
+        raise ConfigError(f"{source}: " + "; ".join(_flatten(err.messages))) from None
+    if not top["connections"]:
+        raise ConfigError(f"{source}: connections: at least one connection is required")
+    result: dict[str, Connection] = {}
+    for conn_id, raw in top["connections"].items():
+        key = f"connections.{conn_id}"
+        if not CONNECTION_ID.match(conn_id):
+            raise ConfigError(f"{source}: {key}: connection ids may only use letters, digits, '-' and '_' "
+                              "(they appear in webhook URLs)")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: {key}: must be a table")
+        token = _ENVIRON.set(environ)
+        try:
+            data = ConnectionSchema().load(raw)
+        except ValidationError as err:
+            raise ConfigError(f"{source}: " + "; ".join(_flatten(err.messages, key))) from None
+        finally:
+            _ENVIRON.reset(token)
+        if "flows" in data:
+            data["flows"] = tuple(data["flows"])
+        result[conn_id] = Connection(id=conn_id, **data)
+    return result
+
+
+def load_file(path: str, environ: Mapping[str, str] | None = None) -> dict[str, Connection]:
+    """Read and validate a TOML connections file."""
+    try:
+        with open(path, "rb") as fh:
+            document = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_connections(document, source=path, environ=environ)
+
+
+def demo_connections(environ: Mapping[str, str] | None = None) -> dict[str, Connection]:
+    """The built-in `demo` connection to the two sandboxes (sync/demo.toml)."""
+    environ = dict(os.environ if environ is None else environ)
+    environ.setdefault("DEMO_WEBHOOK_TOKEN", "demo-token")
+    text = resources.files("sync").joinpath("demo.toml").read_text(encoding="utf-8")
+    return parse_connections(tomllib.loads(text), source="built-in demo configuration", environ=environ)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (and the SYNC_CONFIG file); ConfigError on anything wrong."""
+    environ = os.environ if environ is None else environ
+    level = environ.get("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"environment: LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    fmt = environ.get("LOG_FORMAT", "text").lower()
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"environment: LOG_FORMAT: must be 'text' or 'json', not {fmt!r}")
+    redis_url = environ.get("REDIS_URL") or None
+    if redis_url and not re.match(r"^(redis|rediss|unix)://", redis_url):
+        raise ConfigError("environment: REDIS_URL: must start with redis://, rediss:// or unix://")
+    path = environ.get("SYNC_CONFIG") or None
+    connections = load_file(path, environ) if path else demo_connections(environ)
+    dsn = environ.get("SENTRY_DSN") or None
+    tuning = {
+        "max_attempts": _env_number(environ, "SYNC_MAX_ATTEMPTS", int, 8, 1, 100),
+        "retry_base_seconds": _env_number(environ, "SYNC_RETRY_BASE_SECONDS", float, 2.0, 0.01, 600),
+        "retry_max_seconds": _env_number(environ, "SYNC_RETRY_MAX_SECONDS", float, 300.0, 0.1, 1800),
+        "task_time_limit": _env_number(environ, "SYNC_TASK_TIME_LIMIT", int, 120, 5, 3600),
+    }
+    return Settings(
+        connections=connections,
+        source=path or "built-in demo configuration",
+        redis_url=redis_url,
+        sentry_dsn=Secret(dsn) if dsn else None,
+        log_level=level,
+        log_format=fmt,
+        demo=path is None,
+        **tuning,
+    )
+
+
+def _env_number(environ: Mapping[str, str], name: str, kind: type, default: Any, low: float, high: float) -> Any:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"environment: {name}: not a valid {kind.__name__}: {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"environment: {name}: must be between {low} and {high}, not {raw}")
+    return value
+
+
+def describe(value: Any) -> Any:
+    """Plain data for `config show`: dataclasses as dicts, secrets masked."""
+    if isinstance(value, Secret):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {fl.name: describe(getattr(value, fl.name)) for fl in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    return value

@@ -1,0 +1,100 @@
+"""Secret values that cannot leak by accident, and the scrubber for logs and Sentry.
+
+A `Secret` prints as `***`; only `.reveal()` gives the value, so a secret that
+reaches a log line, an exception or `config show` by mistake stays masked.
+Every revealed secret is also registered with `scrub()`, the last line of
+defence for text that is about to leave the process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+MASK = "***"
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_known_pattern: re.Pattern[str] | None = None
+
+# Credentials that may appear in text we did not build ourselves (URLs, headers, bodies),
+# each with its replacement.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic)\s+)?[^\s,;\"']+"), r"\1" + MASK),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    (re.compile(
+        r"(?i)((?:[\w-]*token|authcode|password|passwd|secret|api[_-]?key|signature)[\"']?\s*[:=]\s*[\"']?)"
+        r"[^\s&,;\"'}]+"), r"\1" + MASK),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), MASK),
+]
+
+
+class Secret:
+    """A configuration secret; masked in every representation."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return MASK
+
+
+def register(value: str) -> None:
+    """Remember a secret value so `scrub()` masks it wherever it appears."""
+    global _known_pattern
+    if len(value) < 4:
+        return
+    with _known_lock:
+        if value not in _known:
+            _known.add(value)
+            ordered = sorted(_known, key=len, reverse=True)
+            _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def scrub(text: str) -> str:
+    """Mask registered secrets and anything shaped like a credential."""
+    if not text:
+        return text
+    pattern = _known_pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    for rx, replacement in _PATTERNS:
+        text = rx.sub(replacement, text)
+    return text
+
+
+def scrub_data(value: Any) -> Any:
+    """`scrub()` applied through dicts, lists and strings (for Sentry events and journal entries)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: (MASK if _secret_key(k) else scrub_data(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_data(v) for v in value]
+    return value
+
+
+def _secret_key(key: Any) -> bool:
+    return isinstance(key, str) and bool(
+        re.search(r"(?i)(password|passwd|secret|token|authcode|authorization|api[_-]?key|cookie|signature)", key)
+    )

@@ -1,0 +1,67 @@
+"""Per-record journal: what arrived, what was decided and why, which API calls, the result.
+
+Answers "why isn't organisation X in Uniconta?" from one place. Capped per
+record so a busy record cannot grow without bound; entries are scrubbed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from sync import keys
+from sync.secrets import scrub_data
+
+MAX_ENTRIES = 200
+TTL_SECONDS = 90 * 24 * 3600
+
+_current: ContextVar[tuple[redis.Redis, str, str, str] | None] = ContextVar("journal_record", default=None)
+
+
+def append(r: redis.Redis, connection: str, entity: str, record_id: str, kind: str, **data: Any) -> None:
+    """Add one entry (newest first) to a record's journal."""
+    entry = {"at": round(time.time(), 3), "kind": kind, **scrub_data(data)}
+    key = keys.journal(connection, entity, str(record_id))
+    pipe = r.pipeline(transaction=False)
+    pipe.lpush(key, json.dumps(entry, ensure_ascii=False, default=str))
+    pipe.ltrim(key, 0, MAX_ENTRIES - 1)
+    pipe.expire(key, TTL_SECONDS)
+    pipe.execute()
+
+
+def entries(r: redis.Redis, connection: str, entity: str, record_id: str, limit: int = MAX_ENTRIES) -> list[dict]:
+    """A record's journal, newest first."""
+    raw = r.lrange(keys.journal(connection, entity, str(record_id)), 0, limit - 1)
+    return [json.loads(item) for item in raw]
+
+
+@contextmanager
+def recording(r: redis.Redis, connection: str, entity: str, record_id: str) -> Iterator[None]:
+    """Route `note()` and API-call observations in this block to one record's journal."""
+    token = _current.set((r, connection, entity, str(record_id)))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def note(kind: str, **data: Any) -> None:
+    """Append to the journal of the record being synced, if any."""
+    current = _current.get()
+    if current is not None:
+        append(*current, kind, **data)
+
+
+def observe_call(system: str) -> Any:
+    """An API-client observer that journals each call (method, path, status, ms)."""
+
+    def observer(method: str, path: str, status: int | None, elapsed_ms: float) -> None:
+        note("api", system=system, method=method, path=path, status=status, ms=round(elapsed_ms, 1))
+
+    return observer

@@ -1,0 +1,43 @@
+"""The worker's Celery app: `celery -A tasks.app worker|beat|flower`.
+
+Configuration is loaded once at import; a bad configuration stops the
+process with one line naming the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery import signals
+
+from sync.config import ConfigError, load_settings
+from sync.logs import setup_logging
+from sync.runtime import reset_runtime
+from sync.sentry import init_sentry
+from tasks.celery_app import make_celery
+
+try:
+    settings = load_settings()
+except ConfigError as err:  # pragma: no cover - exercised through the CLI tests
+    print(f"configuration error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+app = make_celery(settings)
+
+
+@signals.setup_logging.connect
+def _logging(**kwargs: Any) -> None:
+    setup_logging(settings.log_level, settings.log_format)
+
+
+@signals.worker_init.connect
+def _sentry(**kwargs: Any) -> None:
+    init_sentry(settings.sentry_dsn)
+
+
+@signals.worker_process_init.connect
+def _fresh_runtime(**kwargs: Any) -> None:
+    # Sockets and sessions must not be shared with the parent after fork.
+    reset_runtime()
+    init_sentry(settings.sentry_dsn)

@@ -1,0 +1,18 @@
+"""Sending a sync job for an event (routing is declared in tasks/queues.py)."""
+
+from __future__ import annotations
+
+from celery import Celery, current_app
+
+from sync.events import Event
+from tasks.queues import SYNC_RECORD
+
+
+def enqueue(event: Event, app: Celery | None = None) -> None:
+    """Publish the job for an event; raises if the broker does not take it."""
+    (app or current_app).send_task(SYNC_RECORD, kwargs={"event": event.task_kwargs()})
+
+
+def enqueuer(app: Celery):  # type: ignore[no-untyped-def]
+    """`enqueue` bound to a specific app (the receiver's producer)."""
+    return lambda event: enqueue(event, app)

@@ -1,0 +1,223 @@
+"""The webhook receiver: authenticate, validate, dedupe, enqueue, answer — no API calls.
+
+`create_app()` is the gunicorn entry point (`webhooks.app:create_app()`).
+Routes are declared here once; errors are mapped to JSON once, so a caller
+never sees an HTML page or a stack trace, and bad input never gets a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from sync import intake
+from sync.config import ConfigError, Connection, Settings, load_settings
+from sync.events import Event
+from sync.logs import log_context, setup_logging
+from sync.runtime import redis_url
+from sync.sentry import init_sentry
+from webhooks.auth import TOKEN_HEADER, signature_ok, token_ok
+from webhooks.schemas import (
+    UNICONTA_OPERATIONS,
+    UNICONTA_TABLES,
+    WEBCRM_ENTITIES,
+    WEBCRM_OPERATIONS,
+    UnicontaCallSchema,
+    WebcrmHookSchema,
+    first_error,
+)
+
+log = logging.getLogger("webhooks")
+
+MAX_BODY = 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+
+
+class Rejected(Exception):
+    """A request we answer with a 4xx/503 JSON error."""
+
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.headers = status, message, field, headers or {}
+
+
+def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
+               enqueue: intake.Enqueue | None = None) -> Flask:
+    """The receiver for these settings (loaded from the environment when not given)."""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as err:
+            print(f"configuration error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        setup_logging(settings.log_level, settings.log_format)
+        init_sentry(settings.sentry_dsn)
+    if redis_client is None:
+        # Short timeouts: when Redis is down the caller gets a 503 at once, not a hung request.
+        redis_client = redis.Redis.from_url(redis_url(settings), decode_responses=True, socket_timeout=1,
+                                            socket_connect_timeout=1)
+    if enqueue is None:
+        from tasks.celery_app import make_celery
+        from tasks.dispatch import enqueuer
+
+        enqueue = enqueuer(make_celery(settings))
+
+    app = Flask("webhooks")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["sync"] = {"settings": settings, "redis": redis_client, "enqueue": enqueue}
+    _register_routes(app)
+    _register_errors(app)
+    return app
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _register_routes(app: Flask) -> None:
+    app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
+    app.add_url_rule("/webhook/<connection>/webcrm", "webcrm", _webcrm, methods=["POST"])
+    for name in ("uniconta", "invitems"):
+        app.add_url_rule(f"/webhook/<connection>/{name}", name, _uniconta, methods=["GET", "POST"],
+                         defaults={"alias": name})
+
+
+def _state() -> dict[str, Any]:
+    from flask import current_app
+
+    return current_app.extensions["sync"]
+
+
+def _healthz() -> Response:
+    return jsonify(status="ok")
+
+
+def _readyz() -> Response | tuple[Response, int]:
+    state = _state()
+    try:
+        state["redis"].ping()
+    except redis.RedisError:
+        return jsonify(status="unavailable", redis="unreachable"), 503
+    return jsonify(status="ready", connections=sorted(state["settings"].connections))
+
+
+def _webcrm(connection: str) -> tuple[Response, int]:
+    conn = _authenticate(connection)
+    if not request.is_json:
+        raise Rejected(415, "expected Content-Type: application/json", "Content-Type")
+    try:
+        payload = json.loads(request.get_data(cache=True) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected(400, "body is not valid JSON", "body") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, "must be a JSON object", "body")
+    try:
+        data = WebcrmHookSchema().load(payload)
+    except ValidationError as err:
+        field, message = first_error(err)
+        raise Rejected(400, message, field) from None
+    entity = WEBCRM_ENTITIES[str(data["Entity"]).lower()]
+    delivery = request.headers.get("webhook-id")
+    if not delivery and data.get("HookId") is not None and data.get("Timestamp"):
+        delivery = f"webcrm:{data['HookId']}:{entity}:{data['EntityId']}:{data['EventType']}:{data['Timestamp']}"
+    event = Event(conn.id, "webcrm", entity, str(data["EntityId"]),
+                  operation=WEBCRM_OPERATIONS[str(data["EventType"]).lower()], delivery_id=delivery)
+    return _accept(event)
+
+
+def _uniconta(connection: str, alias: str) -> tuple[Response, int]:
+    conn = _authenticate(connection)
+    params: dict[str, Any] = dict(request.args.items())
+    params.pop("token", None)
+    if alias == "invitems" and not any(k.lower() == "table" for k in params):
+        params["Table"] = "InvItem"
+    body = request.get_data(cache=True)
+    if request.method == "POST" and body.strip():
+        if not request.is_json:
+            raise Rejected(415, "expected Content-Type: application/json for a record body", "Content-Type")
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise Rejected(400, "body is not valid JSON", "body") from None
+    try:
+        data = UnicontaCallSchema().load(params)
+    except ValidationError as err:
+        field, message = first_error(err)
+        raise Rejected(400, message, _uniconta_name(field)) from None
+    if data["companyid"] != conn.uniconta.company_id:
+        raise Rejected(400, f"company {data['companyid']} does not belong to connection {conn.id}", "CompanyId")
+    entity, ident = UNICONTA_TABLES[data["table"].lower()]
+    record_id = str(data["key"]) if ident == "key" and data.get("key") else f"#{data['rowid']}"
+    operation = UNICONTA_OPERATIONS[(data.get("action") or data.get("operation")).lower()]
+    event = Event(conn.id, "uniconta", entity, record_id, operation=operation,
+                  delivery_id=request.headers.get("webhook-id"))
+    return _accept(event)
+
+
+def _uniconta_name(field: str) -> str:
+    names = {"companyid": "CompanyId", "table": "Table", "key": "Key", "rowid": "RowId", "action": "Action",
+             "operation": "Operation"}
+    return names.get(field.lower(), field)
+
+
+def _authenticate(connection: str) -> Connection:
+    state = _state()
+    conn = state["settings"].connection(connection)
+    if conn is None:
+        raise Rejected(404, f"unknown connection {connection!r}")
+    given = request.args.get("token") or request.headers.get(TOKEN_HEADER)
+    if not token_ok(given, conn.webhook):
+        raise Rejected(401, "missing or invalid webhook token")
+    if not signature_ok(request.get_data(cache=True), request.headers, conn.webhook):
+        raise Rejected(401, "missing or invalid webhook signature")
+    return conn
+
+
+def _accept(event: Event) -> tuple[Response, int]:
+    state = _state()
+    with log_context(connection=event.connection, entity=event.entity, record=event.record_id):
+        try:
+            outcome = intake.accept(state["redis"], event, state["enqueue"])
+        except intake.Unavailable as err:
+            log.warning("event not stored: %s", err)
+            raise Rejected(503, "temporarily unable to store the event; retry later",
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    if outcome.status == "duplicate":
+        return jsonify(status="duplicate", event=outcome.event_id), 200
+    body: dict[str, Any] = {"status": "queued", "event": outcome.event_id}
+    if outcome.status == "coalesced":
+        body["coalesced"] = True
+    return jsonify(body), 202
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(Rejected)
+    def _rejected(err: Rejected) -> tuple[Response, int, dict[str, str]]:
+        body: dict[str, Any] = {"error": err.message}
+        if err.field:
+            body["field"] = err.field
+        return jsonify(body), err.status, err.headers
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException) -> tuple[Response, int, dict[str, str]]:
+        status = err.code or 400
+        messages = {404: "not found", 405: "method not allowed", 413: f"body larger than {MAX_BODY} bytes",
+                    415: "unsupported content type"}
+        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else {}
+        return jsonify(error=messages.get(status, err.description or err.name)), status, headers
+
+    @app.errorhandler(Exception)
+    def _bug(err: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error in the receiver")
+        return jsonify(error="internal error"), 500

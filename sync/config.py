@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from contextvars import ContextVar
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from typing import Any
@@ -140,7 +140,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     demo: bool = False
-    max_attempts: int = 8
+    max_attempts: int = 50
+    retry_window_seconds: float = 3600.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     task_time_limit: int = 120
@@ -208,7 +209,7 @@ class WebhookSchema(_Base):
         for index, secret in enumerate(data.get("signing_secrets", [])):
             try:
                 Webhook(secret.reveal())
-            except Exception:  # noqa: BLE001 - the library raises several kinds for a bad secret
+            except Exception:
                 raise ValidationError(f"{index}: not a Standard Webhooks secret (whsec_<base64>)",
                                       "signing_secrets") from None
 
@@ -417,7 +418,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     connections = load_file(path, environ) if path else demo_connections(environ)
     dsn = environ.get("SENTRY_DSN") or None
     tuning = {
-        "max_attempts": _env_number(environ, "SYNC_MAX_ATTEMPTS", int, 8, 1, 100),
+        "max_attempts": _env_number(environ, "SYNC_MAX_ATTEMPTS", int, 50, 1, 1000),
+        "retry_window_seconds": _env_number(environ, "SYNC_RETRY_WINDOW_SECONDS", float, 3600.0, 1, 7 * 86400),
         "retry_base_seconds": _env_number(environ, "SYNC_RETRY_BASE_SECONDS", float, 2.0, 0.01, 600),
         "retry_max_seconds": _env_number(environ, "SYNC_RETRY_MAX_SECONDS", float, 300.0, 0.1, 1800),
         "task_time_limit": _env_number(environ, "SYNC_TASK_TIME_LIMIT", int, 120, 5, 3600),

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -24,15 +24,37 @@ TTL_SECONDS = 90 * 24 * 3600
 _current: ContextVar[tuple[redis.Redis, str, str, str] | None] = ContextVar("journal_record", default=None)
 
 
-def append(r: redis.Redis, connection: str, entity: str, record_id: str, kind: str, **data: Any) -> None:
+# Kinds a burst repeats: folded into the newest entry as a count, so 1,000 duplicate
+# webhooks cannot push the entries that explain the record out of its capped journal.
+FOLDED = ("duplicate", "coalesced")
+
+
+def append(r: redis.Redis, connection: str, entity: str, record_id: str, kind: str, /, **data: Any) -> None:
     """Add one entry (newest first) to a record's journal."""
     entry = {"at": round(time.time(), 3), "kind": kind, **scrub_data(data)}
     key = keys.journal(connection, entity, str(record_id))
+    if kind in FOLDED and _fold(r, key, entry):
+        return
     pipe = r.pipeline(transaction=False)
     pipe.lpush(key, json.dumps(entry, ensure_ascii=False, default=str))
     pipe.ltrim(key, 0, MAX_ENTRIES - 1)
     pipe.expire(key, TTL_SECONDS)
     pipe.execute()
+
+
+def _fold(r: redis.Redis, key: str, entry: dict[str, Any]) -> bool:
+    """Count `entry` into the newest entry if it is the same kind of repeat; True if folded."""
+    head = r.lindex(key, 0)
+    if head is None:
+        return False
+    newest = json.loads(head)
+    same = {k: v for k, v in newest.items() if k not in ("at", "count", "event")}
+    if same != {k: v for k, v in entry.items() if k not in ("at", "event")}:
+        return False
+    newest["count"] = int(newest.get("count", 1)) + 1
+    newest["at"] = entry["at"]
+    r.lset(key, 0, json.dumps(newest, ensure_ascii=False, default=str))
+    return True
 
 
 def entries(r: redis.Redis, connection: str, entity: str, record_id: str, limit: int = MAX_ENTRIES) -> list[dict]:
@@ -51,7 +73,7 @@ def recording(r: redis.Redis, connection: str, entity: str, record_id: str) -> I
         _current.reset(token)
 
 
-def note(kind: str, **data: Any) -> None:
+def note(kind: str, /, **data: Any) -> None:
     """Append to the journal of the record being synced, if any."""
     current = _current.get()
     if current is not None:

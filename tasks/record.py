@@ -8,6 +8,7 @@ permanent ones as dead letters with one Sentry event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -29,11 +30,19 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name=SYNC_RECORD, max_retries=None)
-def sync_record(self: Task, event: dict[str, Any], contentions: int = 0) -> str:
-    """Sync one record; returns the action taken (for logs and Flower)."""
+def sync_record(self: Task, event: dict[str, Any], contentions: int = 0,
+                first_attempt_at: float | None = None) -> str:
+    """Sync one record; returns the action taken (for logs and Flower).
+
+    Transient failures are retried for `retry_window_seconds` from the first attempt (an
+    attempt count alone says little under full jitter, where delays may be near zero),
+    and at most `max_attempts` times.
+    """
     ev = Event(**event)
     rt = get_runtime()
     attempt = self.request.retries - contentions
+    first_attempt_at = first_attempt_at or time.time()
+    again = {"event": event, "contentions": contentions, "first_attempt_at": first_attempt_at}
     with log_context(connection=ev.connection, entity=ev.entity, record=ev.record_id), \
             journal.recording(rt.redis, ev.connection, ev.entity, ev.record_id):
         ctx = rt.context(ev.connection)
@@ -52,20 +61,20 @@ def sync_record(self: Task, event: dict[str, Any], contentions: int = 0) -> str:
                 result = handler(ctx, ev)
         except LockBusy:
             journal.note("contended")
-            raise self.retry(kwargs={"event": event, "contentions": contentions + 1},
+            raise self.retry(kwargs={**again, "contentions": contentions + 1},
                              countdown=contention_delay(), max_retries=None) from None
         except (ApiError, redis.RedisError, SoftTimeLimitExceeded) as err:
             retryable = getattr(err, "retryable", True)
             if not retryable:
                 return _dead(rt.redis, ev, event, err, "permanent", attempt)
-            if attempt + 1 >= rt.settings.max_attempts:
-                return _dead(rt.redis, ev, event, err, "exhausted", attempt)
+            elapsed = time.time() - first_attempt_at
+            if attempt + 1 >= rt.settings.max_attempts or elapsed >= rt.settings.retry_window_seconds:
+                return _dead(rt.redis, ev, event, err, "exhausted", attempt, first_attempt_at)
             delay = backoff(attempt, base=rt.settings.retry_base_seconds, cap=rt.settings.retry_max_seconds,
                             retry_after=getattr(err, "retry_after", None))
             journal.note("retry", error=str(err), in_seconds=delay, attempt=attempt + 1)
             log.info("transient failure, retrying in %.1f s: %s", delay, err)
-            raise self.retry(kwargs={"event": event, "contentions": contentions}, countdown=delay,
-                             max_retries=None) from None
+            raise self.retry(kwargs=again, countdown=delay, max_retries=None) from None
         except FlowError as err:
             return _dead(rt.redis, ev, event, err, "invalid", attempt)
         except Exception as err:  # a bug: park it with context rather than loop on it
@@ -76,8 +85,10 @@ def sync_record(self: Task, event: dict[str, Any], contentions: int = 0) -> str:
         return result.action
 
 
-def _dead(r: Any, ev: Event, event: dict[str, Any], err: BaseException, kind: str, attempt: int) -> str:
-    letter = deadletters.add(r, event=event, error=err, kind=kind, attempts=attempt + 1)
+def _dead(r: Any, ev: Event, event: dict[str, Any], err: BaseException, kind: str, attempt: int,
+          first_attempt_at: float | None = None) -> str:
+    letter = deadletters.add(r, event=event, error=err, kind=kind, attempts=attempt + 1,
+                             first_attempt_at=first_attempt_at)
     journal.note("dead-letter", id=letter, kind=kind, error=str(err))
     log.error("dead letter %s (%s): %s", letter, kind, err)
     sentry_sdk.capture_exception(err)

@@ -33,7 +33,7 @@ def redis_url(redis_server: RedisServer) -> str:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client on a freshly flushed database."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushall()
+    client.flushdb()
     yield client
     client.close()
 

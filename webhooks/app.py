@@ -176,7 +176,7 @@ def _authenticate(connection: str) -> Connection:
     given = request.args.get("token") or request.headers.get(TOKEN_HEADER)
     if not token_ok(given, conn.webhook):
         raise Rejected(401, "missing or invalid webhook token")
-    if not signature_ok(request.get_data(cache=True), request.headers, conn.webhook):
+    if not signature_ok(request.get_data(cache=True), dict(request.headers), conn.webhook):
         raise Rejected(401, "missing or invalid webhook signature")
     return conn
 
@@ -214,7 +214,8 @@ def _register_errors(app: Flask) -> None:
         status = err.code or 400
         messages = {404: "not found", 405: "method not allowed", 413: f"body larger than {MAX_BODY} bytes",
                     415: "unsupported content type"}
-        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else {}
+        methods = getattr(err, "valid_methods", None)
+        headers = {"Allow": ", ".join(methods)} if methods else {}
         return jsonify(error=messages.get(status, err.description or err.name)), status, headers
 
     @app.errorhandler(Exception)

@@ -46,9 +46,8 @@ def test_accept_raises_unavailable_when_redis_is_gone() -> None:
 
 def test_lock_is_exclusive_and_released(redis_client: redis.Redis) -> None:
     with record_lock(redis_client, "c1", "item", "A1"):
-        with pytest.raises(LockBusy):
-            with record_lock(redis_client, "c1", "item", "A1"):
-                pass
+        with pytest.raises(LockBusy), record_lock(redis_client, "c1", "item", "A1"):
+            pass
         with record_lock(redis_client, "c1", "item", "B2"):
             pass
     with record_lock(redis_client, "c1", "item", "A1"):

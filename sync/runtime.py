@@ -1,0 +1,103 @@
+"""The per-process wiring: settings, the Redis client, and one API client pair per connection.
+
+Built lazily on first use in each worker process (after fork), so clients
+and their sessions are never shared between processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from sync import keys
+from sync.clients.uniconta import UnicontaClient
+from sync.clients.webcrm import WebcrmClient
+from sync.config import Connection, Settings, load_settings
+from sync.fingerprints import FingerprintStore
+from sync.journal import observe_call
+from sync.links import LinkStore
+from sync.ratelimit import DailyBudget, SlidingWindowLimiter
+from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT
+
+EMBEDDED_REDIS_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
+RATE_WAIT_SECONDS = 5.0
+
+
+def redis_url(settings: Settings) -> str:
+    """REDIS_URL, or the embedded server that `make run` starts."""
+    return settings.redis_url or EMBEDDED_REDIS_URL
+
+
+@dataclass
+class ConnectionContext:
+    """Everything a flow needs for one connection."""
+
+    connection: Connection
+    redis: redis.Redis
+    webcrm: WebcrmClient
+    uniconta: UnicontaClient
+
+    @cached_property
+    def links(self) -> LinkStore:
+        return LinkStore(self.redis, self.connection.id)
+
+    @cached_property
+    def fingerprints(self) -> FingerprintStore:
+        return FingerprintStore(self.redis, self.connection.id)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis.Redis.from_url(redis_url(settings), decode_responses=True, socket_timeout=5,
+                                          socket_connect_timeout=2, health_check_interval=30)
+        self._contexts: dict[str, ConnectionContext] = {}
+        self._lock = threading.Lock()
+
+    def context(self, connection_id: str) -> ConnectionContext | None:
+        """The wired clients for a connection, or None if it is not configured."""
+        conn = self.settings.connection(connection_id)
+        if conn is None:
+            return None
+        with self._lock:
+            ctx = self._contexts.get(connection_id)
+            if ctx is None:
+                ctx = self._contexts[connection_id] = self._build(conn)
+            return ctx
+
+    def _build(self, conn: Connection) -> ConnectionContext:
+        rate = SlidingWindowLimiter(self.redis, keys.webcrm_rate(conn.id), conn.webcrm.rate_limit_per_minute)
+        budget = DailyBudget(self.redis, keys.uniconta_budget(conn.id), conn.uniconta.daily_call_budget,
+                             conn.uniconta.live_reserve)
+        webcrm = WebcrmClient(
+            conn.webcrm.base_url, conn.webcrm.auth_code.reveal(),
+            timeout=(3.05, conn.webcrm.timeout_seconds), page_size=conn.webcrm.page_size,
+            before_request=lambda: rate.wait(RATE_WAIT_SECONDS), observer=observe_call("webcrm"))
+        uniconta = UnicontaClient(
+            conn.uniconta.base_url, conn.uniconta.company_id, conn.uniconta.username,
+            conn.uniconta.password.reveal(), timeout=(3.05, conn.uniconta.timeout_seconds),
+            before_request=budget.acquire, observer=observe_call("uniconta"))
+        return ConnectionContext(conn, self.redis, webcrm, uniconta)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process's Runtime, built from the environment on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(load_settings())
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the process's Runtime (after fork, or in tests)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None

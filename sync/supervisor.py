@@ -1,0 +1,178 @@
+"""`make run`: start the whole service on one machine and stop all of it on Ctrl-C.
+
+Starts, in order: Redis (the embedded one when REDIS_URL is unset), the two
+sandboxes (only for the built-in demo connection), the receiver under
+gunicorn, a Celery worker, beat and Flower; points the sandboxes' webhooks at
+the receiver; prints what runs where. Ctrl-C (or any child dying) stops the
+children in reverse order, Redis last, so nothing is left behind and the
+Redis data (AOF under .run/) is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from sync.config import ConfigError, Settings, load_settings
+from sync.logs import setup_logging
+from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT, RedisServer, RedisServerError
+
+log = logging.getLogger("sync.supervisor")
+
+RUN_DIR = Path(os.environ.get("SYNC_RUN_DIR", ".run"))
+RECEIVER_BIND = os.environ.get("SYNC_BIND", "127.0.0.1:8000")
+FLOWER_PORT = int(os.environ.get("FLOWER_PORT", "5555"))
+WEBCRM_SANDBOX = "127.0.0.1:8101"
+UNICONTA_SANDBOX = "127.0.0.1:8102"
+
+
+@dataclass
+class Service:
+    name: str
+    args: list[str]
+    where: str = ""
+    ready_url: str = ""
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+def planned_services(settings: Settings) -> list[Service]:
+    """The processes `make run` starts for these settings, in start order."""
+    py = sys.executable
+    services: list[Service] = []
+    if settings.demo:
+        for name, hostport in (("webcrm", WEBCRM_SANDBOX), ("uniconta", UNICONTA_SANDBOX)):
+            host, port = hostport.split(":")
+            services.append(Service(
+                f"{name} sandbox",
+                [py, "-m", f"sandbox.{name}", "--host", host, "--port", port,
+                 "--state-file", str(RUN_DIR / f"sandbox-{name}.json")],
+                where=f"http://{hostport}", ready_url=f"http://{hostport}/_sandbox/health"))
+    bind = RECEIVER_BIND if not settings.demo else "127.0.0.1:" + RECEIVER_BIND.rsplit(":", 1)[-1]
+    services.append(Service(
+        "receiver",
+        [py, "-m", "gunicorn", "--bind", bind, "--workers", "2", "--threads", "4",
+         "--access-logfile", "-", "--log-level", "warning", "webhooks.app:create_app()"],
+        where=f"http://{bind}  (POST /webhook/<connection>/webcrm|uniconta)", ready_url=f"http://{bind}/healthz"))
+    celery = [py, "-m", "celery", "-A", "tasks.app"]
+    services.append(Service("worker", [*celery, "worker", "--loglevel", settings.log_level, "--concurrency", "2",
+                                       "-Q", "webhooks,sync,reconcile,backfill", "-E", "--without-gossip"],
+                            where="queues webhooks, sync, reconcile, backfill"))
+    services.append(Service("beat", [*celery, "beat", "--loglevel", settings.log_level,
+                                     "--schedule", str(RUN_DIR / "celerybeat-schedule")],
+                            where="reconciliation schedule"))
+    services.append(Service("flower", [*celery, "flower", "--address=127.0.0.1", f"--port={FLOWER_PORT}"],
+                            where=f"http://127.0.0.1:{FLOWER_PORT}"))
+    return services
+
+
+def _wait_ready(service: Service, timeout: float = 30.0) -> None:
+    if not service.ready_url:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process is not None and service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}")
+        try:
+            if requests.get(service.ready_url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{service.name} did not become ready within {timeout:.0f} s")
+
+
+def _stop(service: Service, timeout: float = 15.0) -> None:
+    proc, service.process = service.process, None
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+class _Stop(Exception):
+    pass
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    redis_server: RedisServer | None = None
+    if settings.redis_url is None:
+        redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=DEFAULT_PORT)
+        try:
+            redis_server.start()
+        except RedisServerError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        env["REDIS_URL"] = redis_server.url
+    redis_where = redis_server.url if redis_server else "REDIS_URL (external)"
+
+    def _on_signal(signum: int, frame: object) -> None:
+        raise _Stop
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    services = planned_services(settings)
+    started: list[Service] = []
+    code = 0
+    try:
+        for service in services:
+            service.process = subprocess.Popen(service.args, env=env, start_new_session=True)
+            started.append(service)
+            _wait_ready(service)
+        if settings.demo:
+            from sync.hooks_setup import install_demo_hooks
+
+            install_demo_hooks(settings, receiver=f"http://{RECEIVER_BIND.rsplit(':', 1)[0]}:"
+                                                 f"{RECEIVER_BIND.rsplit(':', 1)[-1]}")
+        print("\nRunning (Ctrl-C stops everything):", flush=True)
+        print(f"  {'redis':<17} {redis_where}  (data in {RUN_DIR / 'redis'})")
+        for service in started:
+            print(f"  {service.name:<17} {service.where}")
+        print(f"  {'configuration':<17} {settings.source}; connections: {', '.join(settings.connections)}",
+              flush=True)
+        while True:
+            for service in started:
+                if service.process is not None and service.process.poll() is not None:
+                    print(f"{service.name} exited with {service.process.returncode}; stopping", file=sys.stderr)
+                    code = 1
+                    raise _Stop
+            time.sleep(0.5)
+    except _Stop:
+        pass
+    except Exception as err:
+        print(f"error: {err}", file=sys.stderr)
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\nstopping...", file=sys.stderr, flush=True)
+        for service in reversed(started):
+            _stop(service)
+        if redis_server is not None:
+            redis_server.stop()
+        print("stopped.", file=sys.stderr, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

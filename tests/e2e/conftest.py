@@ -1,0 +1,80 @@
+"""End-to-end fixtures: both sandbox processes, the receiver over HTTP, a real Celery worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from sync.clients.uniconta import UnicontaClient
+from sync.clients.webcrm import WebcrmClient
+from sync.config import load_settings
+from sync.hooks_setup import install_hooks
+from sync.redis_server import RedisServer
+from tests.support.procs import Proc
+from tests.support.stack import (
+    CONNECTION,
+    Receiver,
+    admin,
+    clean_sync_state,
+    start_worker,
+    worker_env,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Stack:
+    webcrm_url: str
+    uniconta_url: str
+    redis: redis.Redis
+    receiver: Receiver
+    worker: Proc
+    env: dict[str, str]
+    log: Path
+
+    def webcrm(self) -> WebcrmClient:
+        return WebcrmClient(self.webcrm_url, "sandbox-token")
+
+    def catalogue(self) -> dict[str, dict]:
+        """The webCRM catalogue by item number, read from the sandbox's state (no API calls:
+        polling through the API would spend the rate limit the worker needs)."""
+        state = admin(self.webcrm_url, "GET", "/state")
+        rows = state["tables"].get("QuotationLines/LinkedData") or state["tables"].get("LinkedData") or {}
+        return {r["QuotationLineLinkedDataItemData1"]: r for r in rows.values()}
+
+    def uniconta(self) -> UnicontaClient:
+        return UnicontaClient(self.uniconta_url, 1234, "sandbox", "sandbox")
+
+
+@pytest.fixture(scope="module")
+def stack(webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    url = redis_server.url.rsplit("/", 1)[0] + "/1"  # own database: unit tests flush database 0
+    config = write_config(tmp / "sync.toml", webcrm_url=webcrm_sandbox, uniconta_url=uniconta_sandbox)
+    env = worker_env(config, url)
+    receiver = Receiver(env)
+    worker = start_worker(env, tmp / "worker.log")
+    client = redis.Redis.from_url(url, decode_responses=True)
+    yield Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
+    worker.stop()
+    receiver.stop()
+    client.close()
+
+
+@pytest.fixture
+def e2e(stack: Stack) -> Stack:
+    """A clean slate: sandboxes reset, our Redis state gone, hooks pointing at the receiver."""
+    admin(stack.webcrm_url, "POST", "/reset")
+    admin(stack.uniconta_url, "POST", "/reset")
+    clean_sync_state(stack.redis)
+    settings = load_settings(stack.env)
+    with stack.webcrm() as webcrm, stack.uniconta() as uniconta:
+        install_hooks(settings.connections[CONNECTION], webcrm, uniconta, stack.receiver.url)
+    return stack

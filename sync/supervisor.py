@@ -47,13 +47,16 @@ def planned_services(settings: Settings) -> list[Service]:
     """The processes `make run` starts for these settings, in start order."""
     py = sys.executable
     services: list[Service] = []
+    # The Uniconta user-defined fields the demo connection uses (the guide's; names matter).
+    demo_fields = "Debtor:WebcrmId,DebtorOrder:WebcrmDeliveryId,DebtorOrderLine:WebcrmLineId,Employee:WebcrmUserId"
     if settings.demo:
         for name, hostport in (("webcrm", WEBCRM_SANDBOX), ("uniconta", UNICONTA_SANDBOX)):
             host, port = hostport.split(":")
             services.append(Service(
                 f"{name} sandbox",
                 [py, "-m", f"sandbox.{name}", "--host", host, "--port", port,
-                 "--state-file", str(RUN_DIR / f"sandbox-{name}.json")],
+                 "--state-file", str(RUN_DIR / f"sandbox-{name}.json"),
+                 *(["--user-fields", demo_fields] if name == "uniconta" else [])],
                 where=f"http://{hostport}", ready_url=f"http://{hostport}/_sandbox/health"))
     bind = RECEIVER_BIND if not settings.demo else "127.0.0.1:" + RECEIVER_BIND.rsplit(":", 1)[-1]
     services.append(Service(

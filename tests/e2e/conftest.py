@@ -27,6 +27,10 @@ from tests.support.stack import (
 
 pytestmark = pytest.mark.slow
 
+# The Uniconta user-defined fields the guide asks for (names matter in Uniconta).
+USER_FIELDS = {"Debtor": ["WebcrmId"], "DebtorOrder": ["WebcrmDeliveryId"], "DebtorOrderLine": ["WebcrmLineId"],
+               "Employee": ["WebcrmUserId"]}
+
 
 @dataclass
 class Stack:
@@ -73,6 +77,8 @@ def e2e(stack: Stack) -> Stack:
     """A clean slate: sandboxes reset, our Redis state gone, hooks pointing at the receiver."""
     admin(stack.webcrm_url, "POST", "/reset")
     admin(stack.uniconta_url, "POST", "/reset")
+    for table, fields in USER_FIELDS.items():
+        admin(stack.uniconta_url, "PUT", f"/userfields/{table}", json=[{"Name": f, "Type": "String"} for f in fields])
     clean_sync_state(stack.redis)
     settings = load_settings(stack.env)
     with stack.webcrm() as webcrm, stack.uniconta() as uniconta:

@@ -21,12 +21,16 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, post_load, validate, validates_schema
 from marshmallow import fields as f
 
-from sync.secrets import Secret
+from sync.secrets import Secret, forget
 
 FLOWS = ("organisations", "items", "orders", "users", "persons")
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+# The sandboxes' documented default credentials: published, so not worth masking.
+PUBLIC_DEMO_VALUES = ("sandbox", "sandbox-token", "demo-token")
 
 
 class ConfigError(Exception):
@@ -399,7 +403,14 @@ def demo_connections(environ: Mapping[str, str] | None = None) -> dict[str, Conn
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("DEMO_WEBHOOK_TOKEN", "demo-token")
     text = resources.files("sync").joinpath("demo.toml").read_text(encoding="utf-8")
-    return parse_connections(tomllib.loads(text), source="built-in demo configuration", environ=environ)
+    for name, key, default in (("webcrm_port", "SYNC_DEMO_WEBCRM_PORT", 8101),
+                               ("uniconta_port", "SYNC_DEMO_UNICONTA_PORT", 8102)):
+        port = _env_number(environ, key, int, default, 1, 65535)
+        text = text.replace("{" + name + "}", str(port))
+    connections = parse_connections(tomllib.loads(text), source="built-in demo configuration", environ=environ)
+    for public in PUBLIC_DEMO_VALUES:
+        forget(public)
+    return connections
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

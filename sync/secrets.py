@@ -71,6 +71,16 @@ def register(value: str) -> None:
             _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
+def forget(value: str) -> None:
+    """Stop masking a value (the demo's published sandbox credentials, which are no secret and
+    would otherwise mask the word "sandbox" in every log line)."""
+    global _known_pattern
+    with _known_lock:
+        _known.discard(value)
+        ordered = sorted(_known, key=len, reverse=True)
+        _known_pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+
 def scrub(text: str) -> str:
     """Mask registered secrets and anything shaped like a credential."""
     if not text:

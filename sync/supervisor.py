@@ -30,8 +30,7 @@ log = logging.getLogger("sync.supervisor")
 RUN_DIR = Path(os.environ.get("SYNC_RUN_DIR", ".run"))
 RECEIVER_BIND = os.environ.get("SYNC_BIND", "127.0.0.1:8000")
 FLOWER_PORT = int(os.environ.get("FLOWER_PORT", "5555"))
-WEBCRM_SANDBOX = "127.0.0.1:8101"
-UNICONTA_SANDBOX = "127.0.0.1:8102"
+REDIS_PORT = int(os.environ.get("SYNC_REDIS_PORT", str(DEFAULT_PORT)))
 
 
 @dataclass
@@ -40,7 +39,12 @@ class Service:
     args: list[str]
     where: str = ""
     ready_url: str = ""
+    console: bool = False  # show its output in the terminal; others log to .run/logs/<name>.log
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> Path:
+        return RUN_DIR / "logs" / (self.name.replace(" ", "-") + ".log")
 
 
 def planned_services(settings: Settings) -> list[Service]:
@@ -50,14 +54,17 @@ def planned_services(settings: Settings) -> list[Service]:
     # The Uniconta user-defined fields the demo connection uses (the guide's; names matter).
     demo_fields = "Debtor:WebcrmId,DebtorOrder:WebcrmDeliveryId,DebtorOrderLine:WebcrmLineId,Employee:WebcrmUserId"
     if settings.demo:
-        for name, hostport in (("webcrm", WEBCRM_SANDBOX), ("uniconta", UNICONTA_SANDBOX)):
-            host, port = hostport.split(":")
+        demo = next(iter(settings.connections.values()))
+        for name, base_url in (("webcrm", demo.webcrm.base_url), ("uniconta", demo.uniconta.base_url)):
+            hostport = base_url.split("://", 1)[1].rstrip("/")
+            host, port = hostport.rsplit(":", 1)
             services.append(Service(
                 f"{name} sandbox",
                 [py, "-m", f"sandbox.{name}", "--host", host, "--port", port,
                  "--state-file", str(RUN_DIR / f"sandbox-{name}.json"),
                  *(["--user-fields", demo_fields] if name == "uniconta" else [])],
                 where=f"http://{hostport}", ready_url=f"http://{hostport}/_sandbox/health"))
+    # The demo's token is public knowledge: it only ever listens on loopback.
     bind = RECEIVER_BIND if not settings.demo else "127.0.0.1:" + RECEIVER_BIND.rsplit(":", 1)[-1]
     services.append(Service(
         "receiver",
@@ -67,7 +74,7 @@ def planned_services(settings: Settings) -> list[Service]:
     celery = [py, "-m", "celery", "-A", "tasks.app"]
     services.append(Service("worker", [*celery, "worker", "--loglevel", settings.log_level, "--concurrency", "2",
                                        "-Q", "webhooks,sync,reconcile,backfill", "-E", "--without-gossip"],
-                            where="queues webhooks, sync, reconcile, backfill"))
+                            where="queues webhooks, sync, reconcile, backfill", console=True))
     services.append(Service("beat", [*celery, "beat", "--loglevel", settings.log_level,
                                      "--schedule", str(RUN_DIR / "celerybeat-schedule")],
                             where="reconciliation schedule"))
@@ -120,7 +127,7 @@ def main() -> int:
     env = dict(os.environ)
     redis_server: RedisServer | None = None
     if settings.redis_url is None:
-        redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=DEFAULT_PORT)
+        redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=REDIS_PORT)
         try:
             redis_server.start()
         except RedisServerError as err:
@@ -139,18 +146,24 @@ def main() -> int:
     code = 0
     try:
         for service in services:
-            service.process = subprocess.Popen(service.args, env=env, start_new_session=True)
+            out = None
+            if not service.console:
+                service.log.parent.mkdir(parents=True, exist_ok=True)
+                out = open(service.log, "ab")  # noqa: SIM115 - the child owns it from here
+            service.process = subprocess.Popen(service.args, env=env, start_new_session=True, stdout=out,
+                                               stderr=subprocess.STDOUT if out else None)
             started.append(service)
             _wait_ready(service)
         if settings.demo:
             from sync.hooks_setup import install_demo_hooks
 
-            install_demo_hooks(settings, receiver=f"http://{RECEIVER_BIND.rsplit(':', 1)[0]}:"
-                                                 f"{RECEIVER_BIND.rsplit(':', 1)[-1]}")
+            created = install_demo_hooks(settings, receiver=f"http://127.0.0.1:{RECEIVER_BIND.rsplit(':', 1)[-1]}")
+            log.info("webhooks installed in the sandboxes: %s", ", ".join(created) or "already there")
         print("\nRunning (Ctrl-C stops everything):", flush=True)
         print(f"  {'redis':<17} {redis_where}  (data in {RUN_DIR / 'redis'})")
         for service in started:
-            print(f"  {service.name:<17} {service.where}")
+            where = service.where if service.console else f"{service.where}  (log {service.log})"
+            print(f"  {service.name:<17} {where}")
         print(f"  {'configuration':<17} {settings.source}; connections: {', '.join(settings.connections)}",
               flush=True)
         while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +11,10 @@ from typing import Any
 
 import redis
 import requests
-from werkzeug.serving import make_server
 
 from sync.config import load_settings
 from sync.redis_server import free_port
+from tests.support.http import LiveServer
 from tests.support.procs import Proc
 
 TOKEN = "e2e-token"
@@ -71,16 +70,11 @@ class Receiver:
         from webhooks.app import create_app
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        settings = load_settings(env)
-        self.port = free_port()
-        self.server = make_server("127.0.0.1", self.port, create_app(settings), threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.live = LiveServer(create_app(load_settings(env)))
+        self.port, self.url = self.live.port, self.live.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(5)
+        self.live.close()
 
 
 def clean_sync_state(r: redis.Redis) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from sandbox.common import Faults, WebhookDispatcher, hooks
 from sandbox.common.hooks import REORDER_IDLE
-from tests.sandbox.common.conftest import Receiver, serve
+from tests.sandbox.common.conftest import Receiver
+from tests.support.http import LiveServer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,9 +52,9 @@ def test_get_and_failures_are_recorded_without_retry(dispatcher: WebhookDispatch
     results: list[dict] = []
     receiver.status = 500
     dispatcher.submit("GET", receiver.url + "/change", params={"Table": "Debtor"}, on_result=results.append)
-    closed, _ = serve(lambda environ, start_response: [])
-    dead = f"http://127.0.0.1:{closed.port}/gone"
-    closed.server_close()  # nothing listens there any more
+    closed = LiveServer(lambda environ, start_response: [])
+    dead = f"{closed.url}/gone"
+    closed.close()  # nothing listens there any more
     dispatcher.submit("POST", dead, json={}, on_result=results.append)
     assert dispatcher.flush(5)
     assert len(receiver.received) == 1 and receiver.received[0]["args"] == {"Table": "Debtor"}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer
 
-from tests.sandbox.uniconta.uniconta_helpers import Api, Receiver, make_app, serve
+from tests.sandbox.uniconta.uniconta_helpers import Api, Receiver, make_app
+from tests.support.http import LiveServer
 
 
 @pytest.fixture(autouse=True)
@@ -48,16 +48,14 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def live() -> Iterator[Callable[..., str]]:
     """Start the app on a real port: `url = live(**options)`."""
-    started: list[tuple[Flask, BaseWSGIServer]] = []
+    started: list[LiveServer] = []
 
     def start(**options: Any) -> str:
-        app = make_app(**options)
-        server, _ = serve(app)
-        started.append((app, server))
-        return f"http://127.0.0.1:{server.port}"
+        server = LiveServer(make_app(**options))
+        started.append(server)
+        return server.url
 
     yield start
-    for app, server in started:
-        server.shutdown()
-        server.server_close()
-        app.extensions["sandbox"].hooks.stop()
+    for server in started:
+        server.close()
+        server.app.extensions["sandbox"].hooks.stop()

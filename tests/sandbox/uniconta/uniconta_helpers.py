@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer, make_server
-from werkzeug.wrappers import Request, Response
 
 from sandbox.uniconta.app import create_app
+from tests.support.http import WebhookSink
 
 
 def basic(user: str, password: str = "sandbox") -> dict[str, str]:
@@ -81,39 +77,4 @@ def make_app(**options: Any) -> Flask:
     return create_app(**options)
 
 
-def serve(app: Callable) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return server, thread
-
-
-class Receiver:
-    """A real HTTP server recording the Change-URL calls that reach it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.status = 200
-        self._cond = threading.Condition()
-        self.server, _ = serve(self._app)
-        self.url = f"http://127.0.0.1:{self.server.port}"
-
-    def _app(self, environ: dict, start_response: Callable) -> Any:
-        request = Request(environ)
-        entry = {"method": request.method, "path": request.path, "query": request.query_string.decode(),
-                 "args": request.args.to_dict(), "json": request.get_json(silent=True)}
-        with self._cond:
-            self.received.append(entry)
-            self._cond.notify_all()
-        return Response("", status=self.status)(environ, start_response)
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < count and time.monotonic() < deadline:
-                self._cond.wait(max(0.0, deadline - time.monotonic()))
-            return list(self.received)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Receiver = WebhookSink  # the shared recorder of Change-URL calls

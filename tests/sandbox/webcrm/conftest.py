@@ -6,17 +6,14 @@ and the test client itself refuses any 500 (admin routes included).
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from sandbox.webcrm.app import create_app
+from tests.support.http import LiveServer, WebhookSink
 
 AUTH_CODE = "sandbox-token"
 
@@ -112,19 +109,6 @@ def api(client, token) -> Api:
 
 
 # -- real HTTP ------------------------------------------------------------------------------------
-class LiveServer:
-    def __init__(self, app) -> None:
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def live_factory() -> Iterator[Any]:
     servers: list[LiveServer] = []
@@ -140,41 +124,7 @@ def live_factory() -> Iterator[Any]:
         close_app(server.app)
 
 
-class Receiver:
-    """A tiny HTTP server that records every request (the target of outgoing hooks)."""
-
-    def __init__(self) -> None:
-        received: list[dict] = []
-        lock = threading.Lock()
-        self.received = received
-        self.lock = lock
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                with lock:
-                    received.append({"path": self.path, "headers": dict(self.headers),
-                                     "json": json.loads(raw) if raw else None})
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def payloads(self) -> list[dict]:
-        with self.lock:
-            return [r["json"] for r in self.received]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Receiver = WebhookSink  # records every outgoing hook delivery
 
 
 @pytest.fixture

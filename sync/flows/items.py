@@ -40,7 +40,9 @@ def map_item(item: dict[str, Any], cfg: ItemFlow) -> dict[str, Any]:
         "QuotationLineLinkedDataItemItemGroup": text(item.get("Group")),
     }
     if cfg.unit_field:
-        projection[cfg.unit_field] = text(item.get("Unit"))
+        unit = item.get("Unit")
+        # `ItemUnit.None` is Uniconta's "no unit"; REST serialises enums by name.
+        projection[cfg.unit_field] = text(None if unit == "None" else unit)
     if cfg.group_field:
         projection[cfg.group_field] = text(item.get("Group"))
     return projection

@@ -8,7 +8,7 @@ catalogue.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sync import fingerprints, journal
@@ -51,7 +51,7 @@ def map_item(item: dict[str, Any], cfg: ItemFlow) -> dict[str, Any]:
 def _money(value: Any) -> float:
     if value in (None, ""):
         return 0.0
-    return float(Decimal(str(value)).quantize(Decimal("0.01")))
+    return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def sync_item(ctx: ConnectionContext, event: Event) -> Result:

@@ -31,7 +31,7 @@ FOLDED = ("duplicate", "coalesced")
 
 def append(r: redis.Redis, connection: str, entity: str, record_id: str, kind: str, /, **data: Any) -> None:
     """Add one entry (newest first) to a record's journal."""
-    entry = {"at": round(time.time(), 3), "kind": kind, **scrub_data(data)}
+    entry = {**scrub_data(data), "at": round(time.time(), 3), "kind": kind}
     key = keys.journal(connection, entity, str(record_id))
     if kind in FOLDED and _fold(r, key, entry):
         return

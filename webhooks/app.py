@@ -125,11 +125,12 @@ def _webcrm(connection: str) -> tuple[Response, int]:
         field, message = first_error(err)
         raise Rejected(400, message, field) from None
     entity = WEBCRM_ENTITIES[str(data["Entity"]).lower()]
-    delivery = request.headers.get("webhook-id")
-    if not delivery and data.get("HookId") is not None and data.get("Timestamp"):
-        delivery = f"webcrm:{data['HookId']}:{entity}:{data['EntityId']}:{data['EventType']}:{data['Timestamp']}"
+    # Only a Standard Webhooks id is a real delivery id. webCRM's own payload has none (its
+    # Timestamp has whole seconds, so two edits in one second would collide and one be lost);
+    # bursts are coalesced by the pending mark instead, and a late duplicate is a cheap no-op.
     event = Event(conn.id, "webcrm", entity, str(data["EntityId"]),
-                  operation=WEBCRM_OPERATIONS[str(data["EventType"]).lower()], delivery_id=delivery)
+                  operation=WEBCRM_OPERATIONS[str(data["EventType"]).lower()],
+                  delivery_id=request.headers.get("webhook-id"))
     return _accept(event)
 
 

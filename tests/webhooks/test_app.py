@@ -109,15 +109,24 @@ def test_token_in_header(client: FlaskClient, redis_client: redis.Redis) -> None
     assert resp.status_code == 202
 
 
-def test_webcrm_documented_payload_and_duplicate(client: FlaskClient, redis_client: redis.Redis) -> None:
+def test_webcrm_documented_payload_is_coalesced_not_deduped(client: FlaskClient, redis_client: redis.Redis) -> None:
     body = {"HookId": 3, "EventType": "Update", "Entity": "Organisation", "EntityId": 145,
             "Timestamp": "2026-11-28T10:00:00+00:00", "Data": {"OrganisationId": 145}}
     first = client.post(f"/webhook/demo/webcrm?token={TOKEN}", json=body)
+    # Same hook and second: maybe a redelivery, maybe a second edit. Never dropped as a duplicate;
+    # folded into the job that is already waiting for this record.
     again = client.post(f"/webhook/demo/webcrm?token={TOKEN}", json=body)
-    assert first.status_code == 202
-    assert again.status_code == 200 and again.json == {"status": "duplicate", "event": first.json["event"]}
+    assert first.status_code == 202 and again.status_code == 202 and again.json["coalesced"] is True
     jobs = queued_jobs(redis_client)
     assert [(j["entity"], j["record_id"], j["operation"]) for j in jobs] == [("organisation", "145", "update")]
+
+
+def test_standard_webhooks_id_dedupes_webcrm_calls(client: FlaskClient, redis_client: redis.Redis) -> None:
+    body = {"EventType": "Update", "Entity": "Person", "EntityId": 8}
+    first = client.post(f"/webhook/demo/webcrm?token={TOKEN}", json=body, headers={"webhook-id": "msg_9"})
+    again = client.post(f"/webhook/demo/webcrm?token={TOKEN}", json=body, headers={"webhook-id": "msg_9"})
+    assert first.status_code == 202
+    assert again.status_code == 200 and again.json == {"status": "duplicate", "event": first.json["event"]}
 
 
 @pytest.mark.parametrize(

@@ -79,9 +79,13 @@ class OrganisationFlow:
     status_field: str = ""
     uniconta_link_field: str = "WebcrmId"
     debtor_group: str = ""
-    source_fields: Mapping[str, str] = field(default_factory=dict)
+    # cvr and phone have standard webCRM fields; currency, VAT group and invoice e-mail live in
+    # per-instance custom fields, so they sync only once configured. A configured table replaces this.
+    source_fields: Mapping[str, str] = field(default_factory=lambda: {
+        "cvr": "OrganisationVatNumber", "phone": "OrganisationTelephone"})
     shown_fields: Mapping[str, str] = field(default_factory=dict)
     country_names: Mapping[str, str] = field(default_factory=dict)
+    create_from_uniconta: bool = False  # debtors made in Uniconta become new webCRM organisations
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ class OrderFlow:
     item_number_field: str = "QuotationLineData1"
     uniconta_link_field: str = "WebcrmDeliveryId"
     uniconta_line_link_field: str = "WebcrmLineId"
+    status_field: str = "DeliveryCustom15"
+    line_text_field: str = "QuotationLineData2"
+    company_currency: str = "DKK"
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,10 @@ class Connection:
     flows: tuple[str, ...] = FLOWS
     conflict_policy: str = "newest"
     reconcile_minutes: int = 10
+    reconcile_overlap_minutes: int = 10
+    reconcile_max_records: int = 2000
+    reconcile_full_hours: int = 24
+    backfill_window: int = 200
     organisations: OrganisationFlow = OrganisationFlow()
     items: ItemFlow = ItemFlow()
     orders: OrderFlow = OrderFlow()
@@ -263,7 +274,18 @@ class OrganisationFlowSchema(_Base):
         ["cvr", "phone", "currency", "vat_group", "invoice_email"])), values=f.String(validate=validate.Length(min=1)))
     shown_fields = f.Dict(keys=f.String(validate=validate.OneOf(["ean", "payment_terms", "debtor_group"])),
                           values=f.String(validate=validate.Length(min=1)))
-    country_names = f.Dict(keys=f.String(), values=f.String())
+    country_names = f.Dict(keys=f.String(validate=validate.Length(min=1)),
+                           values=f.String(validate=validate.Length(min=1)))
+    create_from_uniconta = f.Boolean()
+
+    @validates_schema
+    def _required_fields_have_sources(self, data: dict[str, Any], **kwargs: Any) -> None:
+        sources = data.get("source_fields", OrganisationFlow().source_fields)
+        standard = {"name", "address", "postcode", "city", "country"}
+        lacking = [name for name in data.get("required_fields", ()) if name not in standard and name not in sources]
+        if lacking:
+            raise ValidationError(f"{', '.join(lacking)}: required but not in source_fields, so never filled",
+                                  "required_fields")
 
 
 class ItemFlowSchema(_Base):
@@ -282,20 +304,40 @@ class OrderFlowSchema(_Base):
     item_number_field = f.String(validate=validate.Length(min=1))
     uniconta_link_field = f.String(validate=validate.Length(min=1))
     uniconta_line_link_field = f.String(validate=validate.Length(min=1))
+    status_field = f.String(validate=validate.Regexp(r"^(Delivery[A-Za-z0-9]+)?$",
+                                                     error="must be a Delivery field name, or \"\" for none"))
+    line_text_field = f.String(validate=validate.Regexp(r"^(QuotationLine[A-Za-z0-9]+)?$",
+                                                        error="must be a QuotationLine field name, or \"\""))
+    company_currency = f.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO code like DKK"))
+
+    @validates_schema
+    def _status_field_is_free(self, data: dict[str, Any], **kwargs: Any) -> None:
+        status = data.get("status_field", OrderFlow.status_field)
+        taken = {"DeliveryErpId", "DeliveryErpStatus", "DeliveryErpSyncDateTime",
+                 data.get("ready_field", OrderFlow.ready_field)}
+        if status and status in taken:
+            raise ValidationError("must not be the ready field or one of the DeliveryErp* fields the flow writes",
+                                  "status_field")
+
+
+_uniconta_field = f.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                                                    error="must be a Uniconta field name"))
 
 
 class UserFlowSchema(_Base):
     model = UserFlow
-    webcrm_link_field = f.String(validate=validate.Length(min=1))
-    uniconta_link_field = f.String(validate=validate.Length(min=1))
-    sales_title = f.String()
-    employee_group = f.String()
+    webcrm_link_field = f.String(validate=validate.Regexp(r"^User[A-Za-z0-9]+$",
+                                                          error="must be a User field name, e.g. UserCustom1"))
+    uniconta_link_field = _uniconta_field
+    sales_title = f.String(validate=validate.Length(max=40))
+    employee_group = f.String(validate=validate.Length(max=20))
 
 
 class PersonFlowSchema(_Base):
     model = PersonFlow
-    webcrm_link_field = f.String(validate=validate.Length(min=1))
-    uniconta_link_field = f.String(validate=validate.Length(min=1))
+    webcrm_link_field = f.String(validate=validate.Regexp(r"^Person[A-Za-z0-9]+$",
+                                                          error="must be a Person field name, e.g. PersonCustom1"))
+    uniconta_link_field = _uniconta_field
 
 
 class ConnectionSchema(_Base):
@@ -306,6 +348,10 @@ class ConnectionSchema(_Base):
     flows = f.List(f.String(validate=validate.OneOf(FLOWS)))
     conflict_policy = f.String(validate=validate.OneOf(["newest", "webcrm", "uniconta"]))
     reconcile_minutes = f.Integer(validate=validate.Range(min=1, max=1440))
+    reconcile_overlap_minutes = f.Integer(validate=validate.Range(min=0, max=1440))
+    reconcile_max_records = f.Integer(validate=validate.Range(min=1, max=1_000_000))
+    reconcile_full_hours = f.Integer(validate=validate.Range(min=0, max=24 * 31))
+    backfill_window = f.Integer(validate=validate.Range(min=0, max=100_000))
     organisations = f.Nested(OrganisationFlowSchema)
     items = f.Nested(ItemFlowSchema)
     orders = f.Nested(OrderFlowSchema)

@@ -8,7 +8,6 @@ catalogue.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sync import fingerprints, journal
@@ -18,6 +17,7 @@ from sync.config import ItemFlow
 from sync.events import Event
 from sync.flows import Result
 from sync.runtime import ConnectionContext
+from sync.totals import dec, money, same_money
 
 CATALOGUE = "QuotationLines/LinkedData"
 ENTITY = "item"
@@ -49,9 +49,7 @@ def map_item(item: dict[str, Any], cfg: ItemFlow) -> dict[str, Any]:
 
 
 def _money(value: Any) -> float:
-    if value in (None, ""):
-        return 0.0
-    return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return float(money(dec(value)))
 
 
 def sync_item(ctx: ConnectionContext, event: Event) -> Result:
@@ -107,11 +105,7 @@ def sync_item(ctx: ConnectionContext, event: Event) -> Result:
 
 def _same(current: Any, wanted: Any) -> bool:
     if isinstance(wanted, float):
-        try:
-            return Decimal(str(current or 0)).quantize(Decimal("0.01")) == Decimal(str(wanted)).quantize(
-                Decimal("0.01"))
-        except ArithmeticError:
-            return False
+        return same_money(current, wanted)
     return str(current if current is not None else "").strip() == str(wanted).strip()
 
 

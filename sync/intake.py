@@ -51,8 +51,11 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
         raise Unavailable(f"redis: {type(err).__name__}") from err
     try:
         enqueue(event)
-    except Exception as err:  # the broker is Redis too; any failure means "not stored"
+    except BaseException as err:  # the broker is Redis too; any failure means "not stored"
+        # Roll back on Ctrl-C too: a pending mark without a job would hold the record back.
         _rollback(r, seen_key, pending_key)
+        if not isinstance(err, Exception):
+            raise
         raise Unavailable(f"broker: {type(err).__name__}") from err
     try:
         journal.append(r, event.connection, event.entity, event.record_id, "queued", system=event.system,

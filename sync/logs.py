@@ -18,7 +18,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from sync.secrets import scrub
 
-CONTEXT_FIELDS = ("connection", "entity", "record")
+CONTEXT_FIELDS = ("connection", "entity", "record", "event")
 _context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
@@ -70,7 +70,7 @@ def make_handler(fmt: str, stream: Any = None) -> logging.Handler:
     handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(_ScrubbingJsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(connection)s %(entity)s %(record)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(connection)s %(entity)s %(record)s %(event)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         ))
     else:

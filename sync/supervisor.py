@@ -159,6 +159,9 @@ def main() -> int:
 
             created = install_demo_hooks(settings, receiver=f"http://127.0.0.1:{RECEIVER_BIND.rsplit(':', 1)[-1]}")
             log.info("webhooks installed in the sandboxes: %s", ", ".join(created) or "already there")
+            from sync.doctor import install_demo_fields
+
+            install_demo_fields(settings)  # labels for the custom fields the demo uses, so `doctor` passes
         print("\nRunning (Ctrl-C stops everything):", flush=True)
         print(f"  {'redis':<17} {redis_where}  (data in {RUN_DIR / 'redis'})")
         for service in started:

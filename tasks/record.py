@@ -43,7 +43,7 @@ def sync_record(self: Task, event: dict[str, Any], contentions: int = 0,
     attempt = self.request.retries - contentions
     first_attempt_at = first_attempt_at or time.time()
     again = {"event": event, "contentions": contentions, "first_attempt_at": first_attempt_at}
-    with log_context(connection=ev.connection, entity=ev.entity, record=ev.record_id), \
+    with log_context(connection=ev.connection, entity=ev.entity, record=ev.record_id, event=ev.event_id), \
             journal.recording(rt.redis, ev.connection, ev.entity, ev.record_id):
         ctx = rt.context(ev.connection)
         if ctx is None:

@@ -184,7 +184,8 @@ def _authenticate(connection: str) -> Connection:
 
 def _accept(event: Event) -> tuple[Response, int]:
     state = _state()
-    with log_context(connection=event.connection, entity=event.entity, record=event.record_id):
+    with log_context(connection=event.connection, entity=event.entity, record=event.record_id,
+                     event=event.event_id):
         try:
             outcome = intake.accept(state["redis"], event, state["enqueue"])
         except intake.Unavailable as err:

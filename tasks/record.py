@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import sentry_sdk
 from celery import Task, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from sync import deadletters, intake, journal
 from sync.clients.errors import ApiError
@@ -37,7 +37,22 @@ def sync_record(self: Task, event: dict[str, Any], contentions: int = 0,
     Transient failures are retried for `retry_window_seconds` from the first attempt (an
     attempt count alone says little under full jitter, where delays may be near zero),
     and at most `max_attempts` times.
+
+    When Redis itself fails (it is the broker too), nothing can be decided or recorded:
+    the job's message goes back to the queue instead of being acknowledged as failed.
+    Celery turns a retry whose publish failed into `Reject(requeue=False)`, which would
+    drop the event; it becomes `Reject(requeue=True)` here.
     """
+    try:
+        return _run(self, event, contentions, first_attempt_at)
+    except Reject as rejected:
+        raise Reject(rejected.reason, requeue=True) from None
+    except redis.RedisError as err:
+        log.warning("redis unavailable, returning the job to the queue: %s", err)
+        raise Reject(err, requeue=True) from None
+
+
+def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: float | None) -> str:
     ev = Event(**event)
     rt = get_runtime()
     attempt = self.request.retries - contentions

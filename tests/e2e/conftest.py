@@ -21,6 +21,7 @@ from tests.support.stack import (
     admin,
     clean_sync_state,
     start_worker,
+    wait_for,
     worker_env,
     write_config,
 )
@@ -54,6 +55,26 @@ class Stack:
 
     def uniconta(self) -> UnicontaClient:
         return UnicontaClient(self.uniconta_url, 1234, "sandbox", "sandbox")
+
+
+def quiet(stack: Stack) -> bool:
+    """Nothing pending, queued, locked or held unacknowledged by a worker (a job retried after
+    lock contention waits inside the worker, in kombu's "unacked" hash). A reconciliation
+    sweep's own lock does not count: it is held for the sweep interval, not while working."""
+    r = stack.redis
+    return (not r.keys("sync:*:pending:*")
+            and not [k for k in r.keys("sync:*:lock:*") if ":lock:reconcile:" not in k]
+            and all(r.llen(q) == 0 for q in ("webhooks", "sync", "reconcile", "backfill"))
+            and not r.hlen("unacked"))
+
+
+def settle(stack: Stack, timeout: float = 30.0, rounds: int = 3) -> None:
+    """Until no webhook is on its way and the worker has nothing left. Three rounds cover an edit,
+    the sync's write to the other side, and that write's echo (which must not write again)."""
+    for _ in range(rounds):
+        admin(stack.uniconta_url, "POST", "/webhooks/flush")
+        admin(stack.webcrm_url, "POST", "/webhooks/flush")
+        wait_for(lambda: quiet(stack), timeout=timeout, interval=0.02, what="queues to drain")
 
 
 @pytest.fixture(scope="module")

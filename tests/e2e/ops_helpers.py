@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from sync import cli
 from sync.redis_server import RedisServer
 from tests.e2e.conftest import Stack
-from tests.support.stack import Receiver, admin, start_worker, wait_for, worker_env, write_config
+from tests.support.stack import Receiver, admin, start_worker, worker_env, write_config
 
 
 def make_stack(webcrm_url: str, uniconta_url: str, redis_server: RedisServer, tmp: Path,
@@ -54,15 +54,6 @@ def writes(base: str, *, exclude_login: bool = True) -> list[str]:
             out.append(f"{c['method']} {path}")
     return out
 
-
-def settle(stack: Stack, timeout: float = 30.0) -> None:
-    """Wait until the sandboxes sent their webhooks and every queue is empty and idle."""
-    admin(stack.uniconta_url, "POST", "/webhooks/flush")
-    admin(stack.webcrm_url, "POST", "/webhooks/flush")
-    wait_for(lambda: not stack.redis.keys("sync:*:pending:*")
-             and all(stack.redis.llen(q) == 0 for q in ("webhooks", "sync", "reconcile", "backfill"))
-             and not [k for k in stack.redis.keys("sync:*:lock:*") if ":lock:reconcile:" not in k],
-             timeout=timeout, what="queues to drain")
 
 
 def catalogue_numbers(stack: Stack) -> list[str]:

@@ -13,8 +13,8 @@ from sync.events import Event
 from sync.reconcile import source_for
 from sync.redis_server import RedisServer
 from sync.runtime import Runtime
-from tests.e2e.conftest import Stack
-from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, settle, syncctl, writes
+from tests.e2e.conftest import Stack, settle
+from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, syncctl, writes
 from tests.support.stack import CONNECTION, admin, clean_sync_state, wait_for
 
 pytestmark = pytest.mark.slow

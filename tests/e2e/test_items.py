@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from sync import deadletters, journal
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, TOKEN, admin, wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,14 +29,6 @@ def webcrm_writes(stack: Stack) -> list[str]:
 def ui_item(stack: Stack, method: str, **fields: Any) -> dict[str, Any]:
     return admin(stack.uniconta_url, method, "/ui/InvItemClient", json=fields)
 
-
-def settle(stack: Stack) -> None:
-    """Wait until the sandboxes sent their webhooks and the worker has no jobs left."""
-    admin(stack.uniconta_url, "POST", "/webhooks/flush")
-    admin(stack.webcrm_url, "POST", "/webhooks/flush")
-    wait_for(lambda: not stack.redis.keys("sync:*:pending:*")
-             and all(stack.redis.llen(q) == 0 for q in ("webhooks", "sync"))
-             and not stack.redis.keys("sync:*:lock:*"), what="queues to drain")
 
 
 def test_item_created_updated_and_blocked_in_uniconta_follows_in_catalogue(e2e: Stack) -> None:

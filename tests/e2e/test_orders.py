@@ -21,7 +21,7 @@ from sync.config import OrderFlow
 from sync.flows import orders_map
 from sync.links import LinkStore
 from sync.totals import dec
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, TOKEN, admin, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
@@ -159,13 +159,6 @@ def synced(stack: Stack, did: int, lines: int | None = None) -> dict[str, Any] |
         return None
     return order
 
-
-def settle(stack: Stack) -> None:
-    admin(stack.uniconta_url, "POST", "/webhooks/flush")
-    admin(stack.webcrm_url, "POST", "/webhooks/flush")
-    wait_for(lambda: not stack.redis.keys("sync:*:pending:*")
-             and all(stack.redis.llen(q) == 0 for q in ("webhooks", "sync"))
-             and not stack.redis.keys("sync:*:lock:*"), what="queues to drain")
 
 
 def assert_totals_agree(stack: Stack, did: int) -> orders_map.totals.Amounts:

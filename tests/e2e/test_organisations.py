@@ -25,7 +25,7 @@ from sync.flows import organisations as flow
 from sync.hooks_setup import install_hooks
 from sync.redis_server import RedisServer
 from sync.runtime import Runtime
-from tests.e2e.conftest import USER_FIELDS, Stack
+from tests.e2e.conftest import USER_FIELDS, Stack, settle
 from tests.support.stack import (
     CONNECTION,
     TOKEN,
@@ -156,17 +156,6 @@ def writes(stack: Stack) -> tuple[list[str], list[str]]:
                 and "Hooks" not in c["path"] and "TableChangeEvent" not in c["path"] and "Auth" not in c["path"]]
     return of(stack.webcrm_url), of(stack.uniconta_url)
 
-
-def settle(stack: Stack) -> None:
-    """Wait until both sandboxes sent their webhooks and the worker has nothing left to do."""
-    for _ in range(2):  # a job's own writes send new webhooks: drain twice
-        admin(stack.uniconta_url, "POST", "/webhooks/flush")
-        admin(stack.webcrm_url, "POST", "/webhooks/flush")
-        wait_for(lambda: not stack.redis.keys("sync:*:pending:*")
-                 and all(stack.redis.llen(q) == 0 for q in ("webhooks", "sync"))
-                 and not stack.redis.keys("sync:*:lock:*")
-                 # a job retried after lock contention waits in the worker (kombu's "unacked" hash)
-                 and not stack.redis.hlen("unacked"), what="queues to drain")
 
 
 def entries(stack: Stack, org_id: int | str, kind: str, entity: str = "organisation",

@@ -12,7 +12,7 @@ from sync.config import load_settings
 from sync.links import LinkStore
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow
@@ -61,21 +61,6 @@ def writes(stack: Stack) -> dict[str, int]:
     return {"webcrm": count(stack.webcrm_url, "/Persons"), "uniconta": count(stack.uniconta_url, "Contact")}
 
 
-def quiet(stack: Stack) -> bool:
-    r = stack.redis
-    return (not r.keys("sync:*:pending:*") and not r.keys("sync:*:lock:*")
-            and all(r.llen(q) == 0 for q in ("webhooks", "sync", "reconcile", "backfill"))
-            and not r.hlen("unacked"))
-
-
-def settle(stack: Stack) -> None:
-    """Until no webhook is on its way and the worker has nothing left. Three rounds cover an edit,
-    the sync's write to the other side and that write's echo (which must not write again: the
-    write counts would show it)."""
-    for _ in range(3):
-        admin(stack.uniconta_url, "POST", "/webhooks/flush")
-        admin(stack.webcrm_url, "POST", "/webhooks/flush")
-        wait_for(lambda: quiet(stack), timeout=30, interval=0.02, what="queues to drain")
 
 
 def without_organisation_flow(stack: Stack) -> None:

@@ -12,8 +12,8 @@ from sync.config import load_settings
 from sync.redis_server import RedisServer
 from tasks.celery_app import make_celery
 from tasks.queues import RECONCILE_SWEEP
-from tests.e2e.conftest import Stack
-from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, settle, syncctl
+from tests.e2e.conftest import Stack, settle
+from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, syncctl
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow

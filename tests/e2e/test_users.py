@@ -14,7 +14,7 @@ from sync.flows.users import sweep_users
 from sync.runtime import Runtime
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow
@@ -57,21 +57,6 @@ def writes(stack: Stack) -> dict[str, int]:
     return {"webcrm": count(stack.webcrm_url, "/Users"), "uniconta": count(stack.uniconta_url, "Employee")}
 
 
-def quiet(stack: Stack) -> bool:
-    r = stack.redis
-    return (not r.keys("sync:*:pending:*") and not r.keys("sync:*:lock:*")
-            and all(r.llen(q) == 0 for q in ("webhooks", "sync", "reconcile", "backfill"))
-            and not r.hlen("unacked"))
-
-
-def settle(stack: Stack) -> None:
-    """Until no webhook is on its way and the worker has nothing left. Three rounds cover an edit,
-    the sync's write to the other side and that write's echo (which must not write again: the
-    write counts would show it)."""
-    for _ in range(3):
-        admin(stack.uniconta_url, "POST", "/webhooks/flush")
-        admin(stack.webcrm_url, "POST", "/webhooks/flush")
-        wait_for(lambda: quiet(stack), timeout=30, interval=0.02, what="queues to drain")
 
 
 def enqueue_reconcile(stack: Stack, since: datetime) -> int:

@@ -25,7 +25,7 @@ run: $(STAMP) ## start everything on the embedded default (Redis, sandboxes, rec
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-fast: $(STAMP) ## run the tests that need no worker or sandbox process
+test-fast: $(STAMP) ## run the tests that start no Celery worker (the "slow" ones do)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP) ## ruff and mypy

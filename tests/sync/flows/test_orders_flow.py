@@ -1,66 +1,20 @@
-"""The order flow's decisions with fake API clients: when an event needs no work, and how a
-quotation-line event finds and queues its delivery (also for a deleted line)."""
+"""The order flow's decisions on the sandboxes over real HTTP, with the real clients, a real Redis and a
+real Celery producer: when an event needs no work, and how a quotation-line event finds and queues
+its delivery (also for a deleted line)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import redis
 
-import tasks.dispatch
 from sync import fingerprints, keys
-from sync.clients.errors import NotFound, Permanent
-from sync.config import parse_connections
 from sync.events import Event
 from sync.flows import FlowError
 from sync.flows import orders as flow
 from sync.runtime import ConnectionContext
-
-
-class FakeWebcrm:
-    def __init__(self, records: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
-        self.records = records or {}
-        self.calls: list[str] = []
-
-    def get(self, entity: str, ident: int) -> dict[str, Any]:
-        self.calls.append(f"GET {entity}/{ident}")
-        if (entity, ident) not in self.records:
-            raise NotFound("gone", system="webcrm", method="GET", path=f"/{entity}/{ident}")
-        return dict(self.records[(entity, ident)])
-
-
-class FakeUniconta:
-    def __init__(self, tables: dict[str, list[dict[str, Any]]] | None = None) -> None:
-        self.tables = tables or {}
-        self.calls: list[str] = []
-
-    unknown: tuple[str, ...] = ()
-
-    def odata(self, entity: str, *, filter: str | None = None, **_: Any) -> list[dict[str, Any]]:
-        self.calls.append(f"odata {entity} {filter}")
-        prop, _eq, literal = (filter or "").partition(" eq ")
-        if prop in self.unknown:
-            raise Permanent(f"$filter: could not find a property named {prop!r}", system="uniconta", method="GET",
-                            path=f"/odata/1/{entity}", status=400, code="NoSucces")
-        value: Any = literal.strip("'") if literal.startswith("'") else int(literal)
-        return [r for r in self.tables.get(entity, []) if r.get(prop) == value]
-
-
-@pytest.fixture
-def ctx(redis_client: redis.Redis) -> ConnectionContext:
-    doc = {"connections": {"c": {"webhook": {"tokens": ["t"]}, "webcrm": {"base_url": "http://w", "auth_code": "a"},
-                                 "uniconta": {"base_url": "http://u", "company_id": 1, "username": "u",
-                                              "password": "p"}}}}
-    conn = parse_connections(doc, source="test")["c"]
-    return ConnectionContext(conn, redis_client, FakeWebcrm(), FakeUniconta())  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
-    events: list[Event] = []
-    monkeypatch.setattr(tasks.dispatch, "enqueue", events.append)
-    return events
+from tests.support.context import Broker, Sandboxes
+from tests.support.stack import CONNECTION
 
 
 def delivery(**fields: Any) -> dict[str, Any]:
@@ -69,7 +23,22 @@ def delivery(**fields: Any) -> dict[str, Any]:
 
 
 def event(origin: str = "webhook") -> Event:
-    return Event("c", "webcrm", "delivery", "7", origin=origin)
+    return Event(CONNECTION, "webcrm", "delivery", "7", origin=origin)
+
+
+def line_event(line_id: int | str, operation: str = "update") -> Event:
+    return Event(CONNECTION, "webcrm", "quotationline", str(line_id), operation=operation)
+
+
+def webcrm_delivery(sb: Sandboxes, **fields: Any) -> tuple[int, int]:
+    """(organisation id, delivery id) of a delivery a person made in webCRM."""
+    org = int(sb.webcrm.ui("Organisations", OrganisationName="Kunde A/S")["OrganisationId"])
+    return org, int(sb.webcrm.ui("Deliveries", DeliveryOrganisationId=org, **fields)["DeliveryId"])
+
+
+def api_calls(calls: list[dict[str, Any]]) -> list[str]:
+    """A sandbox's call log without logins, as "METHOD /path"."""
+    return [f"{c['method']} {c['path']}" for c in calls if not c["path"].startswith("/Auth")]
 
 
 # --- the shortcut ----------------------------------------------------------------------------------
@@ -127,71 +96,89 @@ def test_a_damaged_remembered_state_means_a_full_sync(ctx: ConnectionContext) ->
 # --- quotation-line events -------------------------------------------------------------------------
 
 
-def test_line_event_queues_its_delivery_through_intake(ctx: ConnectionContext, queued: list[Event]) -> None:
-    ctx.webcrm.records[("QuotationLines", 31)] = {"QuotationLineId": 31, "QuotationLineOpportunityId": 7}
-    result = flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "31"))
-    assert result.action == "queued" and result.detail["delivery"] == 7
-    assert [(e.entity, e.record_id, e.origin) for e in queued] == [("delivery", "7", "dependency")]
+def test_line_event_queues_its_delivery_through_intake(ctx: ConnectionContext, sandboxes: Sandboxes,
+                                                      broker: Broker) -> None:
+    _org, did = webcrm_delivery(sandboxes)
+    line = int(sandboxes.webcrm.ui("QuotationLines", QuotationLineOpportunityId=did, QuotationLineData1="I1",
+                                   QuotationLineQuantity=1)["QuotationLineId"])
+    result = flow.sync_quotation_line(ctx, line_event(line))
+    assert result.action == "queued" and result.detail["delivery"] == did
+    # Published to the broker, on the queue of dependency jobs.
+    assert [(q, e.entity, e.record_id, e.origin) for q, e in broker.events()] == [
+        ("sync", "delivery", str(did), "dependency")]
+    # The line's delivery is remembered, for when the line is deleted.
+    assert ctx.redis.hget(keys.links(CONNECTION, "quotationline", "parent"), str(line)) == str(did)
     # a second line event while the delivery job is pending is coalesced into it
-    assert flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "31")).detail["intake"] == "coalesced"
-    assert len(queued) == 1
+    assert flow.sync_quotation_line(ctx, line_event(line)).detail["intake"] == "coalesced"
+    assert len(broker.events()) == 1
 
 
-def test_deleted_line_finds_its_delivery_in_the_cache(ctx: ConnectionContext, queued: list[Event]) -> None:
-    ctx.redis.hset(keys.links("c", "quotationline", "parent"), "32", "8")
-    result = flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "32", operation="delete"))
-    assert result.detail["delivery"] == 8 and queued[0].record_id == "8"
-    assert ctx.uniconta.calls == []
+def test_deleted_line_finds_its_delivery_in_the_cache(ctx: ConnectionContext, sandboxes: Sandboxes,
+                                                      broker: Broker) -> None:
+    parents = keys.links(CONNECTION, "quotationline", "parent")
+    ctx.redis.hset(parents, "32", "8")
+    result = flow.sync_quotation_line(ctx, line_event(32, operation="delete"))  # webCRM answers 404 for it
+    assert result.detail["delivery"] == 8 and broker.events()[0][1].record_id == "8"
+    assert sandboxes.uniconta.calls() == []
+    assert api_calls(sandboxes.webcrm.calls()) == ["GET /QuotationLines/32"]
+    assert ctx.redis.hget(parents, "32") is None  # used up
 
 
-def test_deleted_line_finds_its_delivery_through_uniconta(ctx: ConnectionContext, queued: list[Event]) -> None:
-    ctx.uniconta.tables = {"DebtorOrderLineClientUser": [{"OrderNumber": 4, "WebcrmLineId": "33"}],
-                           "DebtorOrderClientUser": [{"OrderNumber": 4, "WebcrmDeliveryId": "9"}]}
-    result = flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "33", operation="delete"))
-    assert result.detail["delivery"] == 9 and queued[0].record_id == "9"
+def test_deleted_line_finds_its_delivery_through_uniconta(ctx: ConnectionContext, sandboxes: Sandboxes,
+                                                          broker: Broker) -> None:
+    sandboxes.uniconta.ui("DebtorClient", Account="10001", Name="Kunde A/S")
+    order = sandboxes.uniconta.ui("DebtorOrderClientUser", Account="10001", WebcrmDeliveryId="9")["OrderNumber"]
+    sandboxes.uniconta.ui("DebtorOrderLineClientUser", OrderNumber=order, Text="Montage", WebcrmLineId="33")
+    result = flow.sync_quotation_line(ctx, line_event(33, operation="delete"))
+    assert result.detail["delivery"] == 9 and broker.events()[0][1].record_id == "9"
 
 
-def test_deleted_line_never_sent_is_absent(ctx: ConnectionContext, queued: list[Event]) -> None:
-    result = flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "34", operation="delete"))
-    assert result.action == "absent" and queued == []
+def test_deleted_line_never_sent_is_absent(ctx: ConnectionContext, broker: Broker) -> None:
+    result = flow.sync_quotation_line(ctx, line_event(34, operation="delete"))
+    assert result.action == "absent" and broker.events() == []
 
 
-def test_bad_ids_are_flow_errors(ctx: ConnectionContext) -> None:
+def test_bad_ids_are_flow_errors(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
     with pytest.raises(FlowError):
-        flow.sync_quotation_line(ctx, Event("c", "webcrm", "quotationline", "x"))
+        flow.sync_quotation_line(ctx, line_event("x"))
     with pytest.raises(FlowError):
-        flow.sync_delivery(ctx, Event("c", "webcrm", "delivery", "0"))
+        flow.sync_delivery(ctx, Event(CONNECTION, "webcrm", "delivery", "0"))
+    assert sandboxes.webcrm.calls() == [] and sandboxes.uniconta.calls() == []
 
 
 # --- deliveries that need no Uniconta call ----------------------------------------------------------
 
 
-def test_delivery_not_marked_ready_costs_one_read(ctx: ConnectionContext) -> None:
-    ctx.webcrm.records[("Deliveries", 7)] = {"DeliveryId": 7, "DeliveryErpStatus": "NotReadyForSynchronization",
-                                             "DeliveryErpId": ""}
-    result = flow.sync_delivery(ctx, event())
+def test_delivery_not_marked_ready_costs_one_read(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
+    _org, did = webcrm_delivery(sandboxes, DeliveryErpStatus="NotReadyForSynchronization", DeliveryErpId="")
+    result = flow.sync_delivery(ctx, Event(CONNECTION, "webcrm", "delivery", str(did)))
     assert result.action == "skipped" and "not marked ready" in result.detail["reason"]
-    assert ctx.webcrm.calls == ["GET Deliveries/7"] and ctx.uniconta.calls == []
+    assert api_calls(sandboxes.webcrm.calls()) == [f"GET /Deliveries/{did}"] and sandboxes.uniconta.calls() == []
 
 
-def test_deleted_delivery_is_absent(ctx: ConnectionContext) -> None:
-    assert flow.sync_delivery(ctx, event()).action == "absent"
+def test_deleted_delivery_is_absent(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
+    org, did = webcrm_delivery(sandboxes, DeliveryErpStatus="ReadyForSynchronization")
+    sandboxes.webcrm.ui_delete("Organisations", org)  # a person deletes the organisation: its deliveries go too
+    assert flow.sync_delivery(ctx, Event(CONNECTION, "webcrm", "delivery", str(did))).action == "absent"
+    assert sandboxes.uniconta.calls() == []
 
 
 # --- user-defined fields that Uniconta does not have --------------------------------------------------
 
 
-def test_missing_order_link_field_is_a_clear_error(ctx: ConnectionContext) -> None:
-    ctx.uniconta.unknown = ("WebcrmDeliveryId",)
+def test_missing_order_link_field_is_a_clear_error(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
+    sandboxes.uniconta.user_fields({"DebtorOrder": []})  # never created in this Uniconta company
     with pytest.raises(FlowError, match=r"WebcrmDeliveryId.*DebtorOrder.*orders\.uniconta_link_field"):
         flow._find_order(ctx, ctx.connection.orders, 7)
 
 
-def test_line_link_field_is_checked_before_lines_are_inserted_and_remembered(ctx: ConnectionContext) -> None:
-    ctx.uniconta.unknown = ("WebcrmLineId",)
+def test_line_link_field_is_checked_before_lines_are_inserted_and_remembered(ctx: ConnectionContext,
+                                                                            sandboxes: Sandboxes) -> None:
+    sandboxes.uniconta.user_fields({"DebtorOrderLine": []})
     with pytest.raises(FlowError, match=r"WebcrmLineId.*DebtorOrderLine"):
         flow._check_line_link_field(ctx, ctx.connection.orders)
-    ctx.uniconta.unknown = ()
+    sandboxes.uniconta.user_fields({"DebtorOrderLine": ["WebcrmLineId"]})  # created in Uniconta meanwhile
     flow._check_line_link_field(ctx, ctx.connection.orders)
     flow._check_line_link_field(ctx, ctx.connection.orders)
-    assert len([c for c in ctx.uniconta.calls if "WebcrmLineId" in c]) == 2  # the refused one and one more
+    checks = [c for c in sandboxes.uniconta.calls() if "WebcrmLineId" in c["query"]]
+    assert [c["status"] for c in checks] == [400, 200]  # the refused one and one more

@@ -24,6 +24,12 @@ TTL_SECONDS = 90 * 24 * 3600
 _current: ContextVar[tuple[redis.Redis, str, str, str] | None] = ContextVar("journal_record", default=None)
 
 
+_APPEND = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+"""
+
 # Kinds a burst repeats: folded into the newest entry as a count, so 1,000 duplicate
 # webhooks cannot push the entries that explain the record out of its capped journal.
 FOLDED = ("duplicate", "coalesced")
@@ -35,11 +41,8 @@ def append(r: redis.Redis, connection: str, entity: str, record_id: str, kind: s
     key = keys.journal(connection, entity, str(record_id))
     if kind in FOLDED and _fold(r, key, entry):
         return
-    pipe = r.pipeline(transaction=False)
-    pipe.lpush(key, json.dumps(entry, ensure_ascii=False, default=str))
-    pipe.ltrim(key, 0, MAX_ENTRIES - 1)
-    pipe.expire(key, TTL_SECONDS)
-    pipe.execute()
+    # One round trip, and no pipeline object per call (the receiver journals every webhook).
+    r.eval(_APPEND, 1, key, json.dumps(entry, ensure_ascii=False, default=str), MAX_ENTRIES - 1, TTL_SECONDS)
 
 
 def _fold(r: redis.Redis, key: str, entry: dict[str, Any]) -> bool:

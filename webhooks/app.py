@@ -39,6 +39,10 @@ log = logging.getLogger("webhooks")
 MAX_BODY = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 
+# Built once: a marshmallow schema is costly to construct and safe to share for load().
+WEBCRM_HOOK = WebcrmHookSchema()
+UNICONTA_CALL = UnicontaCallSchema()
+
 
 class Rejected(Exception):
     """A request we answer with a 4xx/503 JSON error."""
@@ -120,7 +124,7 @@ def _webcrm(connection: str) -> tuple[Response, int]:
     if not isinstance(payload, dict):
         raise Rejected(400, "must be a JSON object", "body")
     try:
-        data = WebcrmHookSchema().load(payload)
+        data = WEBCRM_HOOK.load(payload)
     except ValidationError as err:
         field, message = first_error(err)
         raise Rejected(400, message, field) from None
@@ -149,7 +153,7 @@ def _uniconta(connection: str, alias: str) -> tuple[Response, int]:
         except (ValueError, UnicodeDecodeError):
             raise Rejected(400, "body is not valid JSON", "body") from None
     try:
-        data = UnicontaCallSchema().load(params)
+        data = UNICONTA_CALL.load(params)
     except ValidationError as err:
         field, message = first_error(err)
         raise Rejected(400, message, _uniconta_name(field)) from None

@@ -553,7 +553,7 @@ class Stack:
     def install_hooks(self, receiver_url: str | None = None) -> list[str]:
         from sync.clients.uniconta import UnicontaClient
         from sync.clients.webcrm import WebcrmClient
-        from sync.hooks_setup import install_hooks
+        from sync.operations.hooks_setup import install_hooks
 
         assert self.webcrm and self.uniconta
         url = receiver_url or (self.receiver.url if self.receiver else "")
@@ -647,7 +647,7 @@ class Stack:
         return {r["QuotationLineLinkedDataItemData1"]: r for r in rows.values()}
 
     def journal(self, entity: str, record_id: str) -> list[dict[str, Any]]:
-        from sync import journal
+        from sync.state import journal
 
         return journal.entries(self.redis, CONNECTION, entity, record_id)
 
@@ -794,16 +794,12 @@ async def _open_loop(host: str, port: int, make: RequestFactory, rate: float, se
     result = LoadResult()
     count = total if total is not None else int(rate * (seconds or 0))
     idle: list[_Conn] = []
-    opened = 0
     sem = asyncio.Semaphore(max_connections)
     start = time.perf_counter() + 0.05
 
     async def one(n: int, due: float) -> None:
-        nonlocal opened
         async with sem:
             conn = idle.pop() if idle else _Conn(host, port)
-            if conn not in idle:
-                opened += 1
             try:
                 status = await conn.request(make(n))
             except (OSError, asyncio.IncompleteReadError, ValueError):

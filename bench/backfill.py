@@ -155,7 +155,7 @@ def _unlimited(opts: h.Options) -> dict[str, Any]:
         person_s = _backfill(stack, "person")
         result = _counts(stack)
         calls = {s: stack.call_count(s) for s in ("webcrm", "uniconta")}
-        from sync import deadletters
+        from sync.state import deadletters
 
         dead = deadletters.count(stack.redis)
     return {"seeded": seeded, "org_s": org_s, "person_s": person_s, "base_s": base_s, "result": result,

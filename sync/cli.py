@@ -154,7 +154,7 @@ def _enqueue(settings: Settings) -> Callable[[Any], None]:
 def _entity_route(entity: str) -> tuple[str, str]:
     """(system, entity) of an entity name an operator typed; exit 2 if unknown."""
     from sync.flows import ROUTES
-    from sync.reconcile import ALIASES
+    from sync.operations.reconcile import ALIASES
 
     name = ALIASES.get(entity.lower(), entity.lower())
     for system, known in ROUTES:
@@ -222,7 +222,7 @@ def _duration(text: str) -> float:
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    from sync.backfill import parse_since
+    from sync.operations.backfill import parse_since
 
     try:
         return parse_since(text)
@@ -283,7 +283,7 @@ def config_check(file: str) -> None:
 @_guarded
 def status(connection: str | None, as_json: bool, check: bool, no_ping: bool) -> None:
     """Queues, workers, dead letters, limits, reconciliation and reviews, per connection."""
-    from sync import status as st
+    from sync.operations import status as st
 
     settings = _settings()
     ids = [connection] if connection else list(settings.connections)
@@ -371,7 +371,7 @@ def _print_status(data: dict[str, Any], found: list[str]) -> None:
 @_guarded
 def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None, full: bool, as_json: bool) -> None:
     """Run a reconciliation sweep now (what beat runs every reconcile_minutes)."""
-    from sync.reconcile import sweep
+    from sync.operations.reconcile import sweep
 
     settings = _settings()
     names = [_entity_route(e)[1] for e in entities] or None
@@ -459,7 +459,7 @@ class _RichReporter:
 
 
 def _reporter(as_json: bool) -> Any:
-    from sync.backfill import SilentReporter
+    from sync.operations.backfill import SilentReporter
 
     if as_json:
         return SilentReporter()
@@ -487,14 +487,14 @@ def backfill(connection: str, entity: str, since_text: str | None, dry_run: bool
     Resumes from its checkpoint after a crash or Ctrl-C. Stops with exit code 3 when the
     Uniconta daily budget reaches the live reserve, saying when to run it again.
     """
-    from sync import backfill as bf
-    from sync.reconcile import source_for
+    from sync.operations import backfill as bf
+    from sync.operations.reconcile import source_for
 
     settings = _settings()
     conn = _connection(settings, connection)
     source = source_for(entity)
     if source is None:
-        from sync.reconcile import SOURCES
+        from sync.operations.reconcile import SOURCES
 
         _fail(f"cannot backfill {entity!r} (one of: {', '.join(s.entity for s in SOURCES)})")
     if not conn.enabled(source.flow):
@@ -504,7 +504,7 @@ def backfill(connection: str, entity: str, since_text: str | None, dry_run: bool
     if dry_run:
         _dry_run(ctx, source, since, limit, as_json)
         return
-    from sync.status import queue_depth
+    from sync.operations.status import queue_depth
     from tasks.queues import BACKFILL
 
     try:
@@ -525,9 +525,9 @@ def backfill(connection: str, entity: str, since_text: str | None, dry_run: bool
 
 
 def _dry_run(ctx: Any, source: Any, since: datetime | None, limit: int | None, as_json: bool) -> None:
-    from sync import backfill as bf
-    from sync import dryrun
     from sync.clients.errors import Throttled
+    from sync.operations import backfill as bf
+    from sync.operations import dryrun
 
     try:
         todo = bf.plan(ctx, source, after=None, since=since, limit=limit)
@@ -581,8 +581,8 @@ def resync(connection: str, entity: str, record_id: str, wait: bool, timeout: fl
            as_json: bool) -> None:
     """Sync one record now (ENTITY: organisation, debtor, item, delivery, user, employee, person,
     contact; ID: the webCRM id, the Uniconta key, or a contact's RowId)."""
-    from sync import intake, keys
     from sync.events import Event
+    from sync.state import intake, keys
 
     settings = _settings()
     conn = _connection(settings, connection)
@@ -624,7 +624,7 @@ def resync(connection: str, entity: str, record_id: str, wait: bool, timeout: fl
 
 def _wait_for_result(r: redis.Redis, connection: str, entity: str, record_id: str, since: float,
                      timeout: float) -> dict[str, Any] | None:
-    from sync import journal
+    from sync.state import journal
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -661,8 +661,8 @@ def _entry_line(entry: dict[str, Any]) -> str:
 def timeline(connection: str, entity: str, record_id: str, limit: int, as_json: bool) -> None:
     """A record's journal, newest first: what arrived, what was decided and why, which API
     calls, the result — plus its link, waiting job and dead letters."""
-    from sync import deadletters, journal, keys
-    from sync.links import LinkStore
+    from sync.state import deadletters, journal, keys
+    from sync.state.links import LinkStore
 
     settings = _settings()
     conn = _connection(settings, connection)
@@ -719,8 +719,8 @@ def _filter_options(func: F) -> F:
 
 def _matching(r: redis.Redis, ids: Iterable[str], connection: str | None, flow: str | None, entity: str | None,
               kind: str | None, older_than: str | None, everything: bool) -> list[dict[str, Any]]:
-    from sync import deadletters
     from sync.flows import ROUTES
+    from sync.state import deadletters
 
     ids = list(ids)
     age = _duration(older_than) if older_than else None
@@ -782,7 +782,7 @@ def dlq_list(connection: str | None, flow: str | None, entity: str | None, kind:
 @_guarded
 def dlq_show(letter_id: str, as_json: bool) -> None:
     """Everything stored with one dead letter."""
-    from sync import deadletters
+    from sync.state import deadletters
 
     settings = _settings()
     r = _redis(settings)
@@ -804,8 +804,8 @@ def dlq_show(letter_id: str, as_json: bool) -> None:
 def dlq_requeue(ids: tuple[str, ...], connection: str | None, flow: str | None, entity: str | None,
                 kind: str | None, older_than: str | None, everything: bool, as_json: bool) -> None:
     """Queue dead letters again through the normal path (origin "dlq"); each is removed once queued."""
-    from sync import deadletters, intake
     from sync.events import Event
+    from sync.state import deadletters, intake
 
     settings = _settings()
     r = _redis(settings)
@@ -849,7 +849,7 @@ def dlq_requeue(ids: tuple[str, ...], connection: str | None, flow: str | None, 
 def dlq_drop(ids: tuple[str, ...], connection: str | None, flow: str | None, entity: str | None,
              kind: str | None, older_than: str | None, everything: bool, as_json: bool) -> None:
     """Delete dead letters without retrying them."""
-    from sync import deadletters
+    from sync.state import deadletters
 
     settings = _settings()
     r = _redis(settings)
@@ -872,9 +872,9 @@ def conflicts() -> None:
 
 def _review_module() -> Any:
     try:
-        from sync import review
+        from sync.state import review
     except ImportError:
-        _fail("this installation keeps no reviews (sync.review is missing)", EXIT_PROBLEM)
+        _fail("this installation keeps no reviews (sync.state.review is missing)", EXIT_PROBLEM)
     return review
 
 
@@ -912,9 +912,9 @@ def conflicts_list(connection: str | None, as_json: bool) -> None:
 def conflicts_resolve(connection: str, review_id: str, as_json: bool) -> None:
     """After fixing the data (e.g. removing a duplicate e-mail): drop the review entry and
     resync the records it names, which links them or records the ambiguity again."""
-    from sync import intake, keys
     from sync.events import Event
     from sync.flows import ROUTES
+    from sync.state import intake, keys
 
     review = _review_module()
     settings = _settings()
@@ -975,7 +975,7 @@ def _public_url(value: str | None) -> str | None:
 def doctor(connection: str, public_url: str | None, as_json: bool) -> None:
     """Check credentials, custom and user-defined fields, webhooks and Redis persistence;
     prints how to fix each problem and exits 1 if there is any."""
-    from sync import doctor as dr
+    from sync.operations import doctor as dr
 
     settings = _settings()
     url = _public_url(public_url)
@@ -1010,7 +1010,7 @@ def hooks() -> None:
 @_guarded
 def hooks_install(connection: str, public_url: str, as_json: bool) -> None:
     """Create the webCRM hooks and Uniconta Change-URL rows the enabled flows need (idempotent)."""
-    from sync.hooks_setup import install_hooks
+    from sync.operations.hooks_setup import install_hooks
 
     settings = _settings()
     url = _public_url(public_url)
@@ -1030,7 +1030,7 @@ def hooks_install(connection: str, public_url: str, as_json: bool) -> None:
 @_guarded
 def hooks_list(connection: str, as_json: bool) -> None:
     """The hooks in both systems that point at this connection (tokens masked)."""
-    from sync.doctor import list_hooks
+    from sync.operations.doctor import list_hooks
 
     settings = _settings()
     conn, webcrm, uniconta = _clients(settings, connection)
@@ -1058,7 +1058,7 @@ def hooks_list(connection: str, as_json: bool) -> None:
 @_guarded
 def hooks_remove(connection: str, public_url: str | None, as_json: bool) -> None:
     """Delete this connection's hooks from both systems."""
-    from sync.doctor import remove_hooks
+    from sync.operations.doctor import remove_hooks
 
     settings = _settings()
     url = _public_url(public_url)
@@ -1083,8 +1083,8 @@ def links() -> None:
 @_guarded
 def links_rebuild(connection: str, entity: str | None, as_json: bool) -> None:
     """Rebuild the link cache from the cross-reference fields in both systems (after losing Redis)."""
-    from sync import relink
-    from sync.reconcile import ALIASES
+    from sync.operations import relink
+    from sync.operations.reconcile import ALIASES
 
     settings = _settings()
     name = None

@@ -12,15 +12,15 @@ from functools import cached_property
 
 import redis
 
-from sync import keys
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
 from sync.config import Connection, Settings, load_settings
-from sync.fingerprints import FingerprintStore
-from sync.journal import observe_call
-from sync.links import LinkStore
-from sync.ratelimit import DailyBudget, SlidingWindowLimiter
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT
+from sync.state import keys
+from sync.state.fingerprints import FingerprintStore
+from sync.state.journal import observe_call
+from sync.state.links import LinkStore
+from sync.state.ratelimit import DailyBudget, SlidingWindowLimiter
 
 EMBEDDED_REDIS_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
 RATE_WAIT_SECONDS = 5.0

@@ -155,11 +155,11 @@ def main() -> int:
             started.append(service)
             _wait_ready(service)
         if settings.demo:
-            from sync.hooks_setup import install_demo_hooks
+            from sync.operations.hooks_setup import install_demo_hooks
 
             created = install_demo_hooks(settings, receiver=f"http://127.0.0.1:{RECEIVER_BIND.rsplit(':', 1)[-1]}")
             log.info("webhooks installed in the sandboxes: %s", ", ".join(created) or "already there")
-            from sync.doctor import install_demo_fields
+            from sync.operations.doctor import install_demo_fields
 
             install_demo_fields(settings)  # labels for the custom fields the demo uses, so `doctor` passes
         print("\nRunning (Ctrl-C stops everything):", flush=True)

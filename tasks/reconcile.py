@@ -21,9 +21,9 @@ from typing import Any
 import redis
 from celery import shared_task, signals
 
-from sync.ratelimit import priority
-from sync.reconcile import sweep
+from sync.operations.reconcile import sweep
 from sync.runtime import get_runtime, redis_url
+from sync.state.ratelimit import priority
 from tasks.dispatch import enqueue
 from tasks.queues import RECONCILE_SWEEP, SYNC_RECORD
 

@@ -16,13 +16,13 @@ import sentry_sdk
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from sync import deadletters, intake, journal
 from sync.clients.errors import ApiError
 from sync.events import Event
 from sync.flows import FlowError, handler_for
-from sync.locks import LockBusy, record_lock
 from sync.logs import log_context
 from sync.runtime import get_runtime
+from sync.state import deadletters, intake, journal
+from sync.state.locks import LockBusy, record_lock
 from tasks.queues import SYNC_RECORD
 from tasks.retry import backoff, contention_delay
 

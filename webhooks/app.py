@@ -17,12 +17,12 @@ from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from sync import intake
 from sync.config import ConfigError, Connection, Settings, load_settings
 from sync.events import Event
 from sync.logs import log_context, setup_logging
 from sync.runtime import redis_url
 from sync.sentry import init_sentry
+from sync.state import intake
 from webhooks.auth import TOKEN_HEADER, signature_ok, token_ok
 from webhooks.schemas import (
     UNICONTA_OPERATIONS,

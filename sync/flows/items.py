@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync import fingerprints, journal
 from sync.clients.errors import NotFound, Permanent, Transient
 from sync.clients.webcrm import sql_literal
 from sync.config import ItemFlow
 from sync.events import Event
 from sync.flows import Result
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, journal
 from sync.totals import dec, money, same_money
 
 CATALOGUE = "QuotationLines/LinkedData"

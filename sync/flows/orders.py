@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sync import fingerprints, intake, journal, keys, waiting
 from sync.clients.errors import AuthError, Conflict, NotFound, Permanent, Transient
 from sync.clients.uniconta import odata_literal
 from sync.config import OrderFlow
@@ -51,6 +50,7 @@ from sync.flows.orders_map import (
     webcrm_totals,
 )
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, intake, journal, keys, waiting
 from sync.totals import Amounts, same_money
 
 ENTITY = "delivery"

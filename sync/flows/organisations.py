@@ -22,7 +22,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sync import fingerprints, journal, keys, waiting
 from sync.clients.errors import AuthError, Conflict, NotFound, Permanent, Transient
 from sync.clients.uniconta import odata_literal
 from sync.clients.webcrm import parse_time, sql_literal
@@ -30,6 +29,7 @@ from sync.config import OrganisationFlow
 from sync.countries import Countries
 from sync.events import Event
 from sync.flows import FlowError, Result
+from sync.flows.merge import BaseStore, email, merge
 from sync.flows.organisations_mapping import (
     LABELS,
     SHOWN,
@@ -52,9 +52,9 @@ from sync.flows.organisations_mapping import (
     webcrm_changes,
     webcrm_field,
 )
-from sync.locks import record_lock
-from sync.merge import BaseStore, email, merge
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, journal, keys, waiting
+from sync.state.locks import record_lock
 
 ENTITY = "organisation"
 ORGANISATIONS = "Organisations"

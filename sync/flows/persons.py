@@ -29,12 +29,11 @@ import importlib
 import re
 from typing import Any
 
-from sync import journal, merge, review, waiting
 from sync.clients.errors import NotFound, Permanent, Transient
 from sync.clients.webcrm import sql_literal
 from sync.config import PersonFlow
 from sync.events import Event
-from sync.flows import FlowError, Result
+from sync.flows import FlowError, Result, merge
 from sync.flows.twoway import (
     Locks,
     as_id,
@@ -49,6 +48,7 @@ from sync.flows.twoway import (
     webcrm_time,
 )
 from sync.runtime import ConnectionContext
+from sync.state import journal, review, waiting
 
 ENTITY = "person"
 PERSONS = "Persons"

@@ -22,12 +22,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sync import fingerprints, journal, merge
 from sync.clients.webcrm import parse_time
 from sync.events import Event
-from sync.locks import record_lock
-from sync.merge import BaseStore, MergeResult
+from sync.flows import merge
+from sync.flows.merge import BaseStore, MergeResult
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, journal
+from sync.state.locks import record_lock
 
 Record = TypeVar("Record", bound=Mapping[str, Any])
 _SPACES = re.compile(r"\s+")

@@ -26,12 +26,11 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sync import journal, keys, merge, review
 from sync.clients.errors import Conflict, NotFound, Permanent, Transient
 from sync.clients.webcrm import sql_literal
 from sync.config import UserFlow
 from sync.events import Event
-from sync.flows import FlowError, Result
+from sync.flows import FlowError, Result, merge
 from sync.flows.twoway import (
     Locks,
     as_id,
@@ -45,6 +44,7 @@ from sync.flows.twoway import (
     webcrm_time,
 )
 from sync.runtime import ConnectionContext
+from sync.state import journal, keys, review
 
 ENTITY = "user"
 USERS = "Users"
@@ -460,7 +460,7 @@ def _user_linked_to(ctx: ConnectionContext, cfg: UserFlow, number: str) -> int |
 
 
 def sweep_users(ctx: ConnectionContext, since: datetime) -> Iterator[Event]:
-    """Reconciliation's extra sweep for users (`sync.reconcile.SWEEPERS["users"]`): linked users whose
+    """Reconciliation's extra sweep for users (`sync.operations.reconcile.SWEEPERS["users"]`): linked users whose
     active state differs from the last sync. webCRM may change it without a hook and without a
     change to the user's DTO or `UserUpdatedAt`, which the generic sweep of changed records reads."""
     conn = ctx.connection.id

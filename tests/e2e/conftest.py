@@ -12,7 +12,7 @@ import redis
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
 from sync.config import load_settings
-from sync.hooks_setup import install_hooks
+from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer
 from tests.support.procs import Proc
 from tests.support.stack import (

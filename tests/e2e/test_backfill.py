@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync import backfill, keys
 from sync.config import load_settings
 from sync.events import Event
-from sync.reconcile import source_for
+from sync.operations import backfill
+from sync.operations.reconcile import source_for
 from sync.redis_server import RedisServer
 from sync.runtime import Runtime
+from sync.state import keys
 from tests.e2e.conftest import Stack, settle
 from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, syncctl, writes
 from tests.support.stack import CONNECTION, admin, clean_sync_state, wait_for
@@ -111,7 +112,7 @@ def test_budget_stop_then_resume(e2e: Stack, monkeypatch: pytest.MonkeyPatch) ->
     numbers = seed_items(e2e, 8)
     settings = load_settings(e2e.env)
     ctx = Runtime(settings).context(CONNECTION)
-    from sync.reconcile import budget_of
+    from sync.operations.reconcile import budget_of
 
     budget = budget_of(ctx)
     day_key = f"{keys.uniconta_budget(CONNECTION)}:{budget.usage()['day']}"

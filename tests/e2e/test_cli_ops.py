@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync import doctor
 from sync.config import load_settings
+from sync.operations import doctor
 from tests.e2e.conftest import Stack
 from tests.e2e.ops_helpers import dict_of, syncctl
 from tests.support.stack import CONNECTION, admin, wait_for

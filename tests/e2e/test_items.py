@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from sync import deadletters, journal
+from sync.state import deadletters, journal
 from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, TOKEN, admin, wait_for
 

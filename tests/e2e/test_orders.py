@@ -16,10 +16,10 @@ import pytest
 import requests
 from kombu import Connection
 
-from sync import deadletters, journal
 from sync.config import OrderFlow
 from sync.flows import orders_map
-from sync.links import LinkStore
+from sync.state import deadletters, journal
+from sync.state.links import LinkStore
 from sync.totals import dec
 from tests.e2e.conftest import Stack, settle
 from tests.support.stack import CONNECTION, TOKEN, admin, start_worker, wait_for

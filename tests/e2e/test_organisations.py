@@ -17,14 +17,14 @@ import pytest
 import redis
 import requests
 
-from sync import deadletters, journal, waiting
 from sync.clients.errors import Transient
 from sync.config import load_settings
 from sync.events import Event
 from sync.flows import organisations as flow
-from sync.hooks_setup import install_hooks
+from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer
 from sync.runtime import Runtime
+from sync.state import deadletters, journal, waiting
 from tests.e2e.conftest import USER_FIELDS, Stack, settle
 from tests.support.stack import (
     CONNECTION,

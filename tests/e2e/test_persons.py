@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from sync import journal, review, waiting
 from sync.config import load_settings
-from sync.links import LinkStore
+from sync.state import journal, review, waiting
+from sync.state.links import LinkStore
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
 from tests.e2e.conftest import Stack, settle

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync import journal
 from sync.config import load_settings
 from sync.redis_server import RedisServer
+from sync.state import journal
 from tasks.celery_app import make_celery
 from tasks.queues import RECONCILE_SWEEP
 from tests.e2e.conftest import Stack, settle

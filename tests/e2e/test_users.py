@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from sync import intake, journal, review
 from sync.config import load_settings
 from sync.flows.users import sweep_users
 from sync.runtime import Runtime
+from sync.state import intake, journal, review
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
 from tests.e2e.conftest import Stack, settle

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import redis
 
-from sync import deadletters
 from sync.config import load_settings
-from sync.hooks_setup import install_hooks
+from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer, free_port
+from sync.state import deadletters
 from tests.support.procs import Proc
 from tests.support.stack import CONNECTION, TOKEN, Receiver, admin, clean_sync_state, start_worker, wait_for
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from sync import journal
+from sync.state import journal
 from tests.resilience.conftest import NUMBER, Stack, expect_catalogue
 from tests.support.stack import CONNECTION, TOKEN, admin
 

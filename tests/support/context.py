@@ -36,12 +36,12 @@ import pytest
 import redis
 from celery import Celery, _state
 
-from sync import journal
 from sync.config import FLOWS, Settings, load_file
 from sync.events import Event
 from sync.flows import Result, handler_for
-from sync.locks import record_lock
 from sync.runtime import ConnectionContext, Runtime
+from sync.state import journal
+from sync.state.locks import record_lock
 from tasks import queues
 from tasks.celery_app import make_celery
 from tests.support.stack import CONNECTION, admin, write_config

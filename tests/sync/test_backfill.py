@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from sync import backfill, dryrun, intake, keys
 from sync.clients.errors import AmbiguousMatch, Permanent, Transient
 from sync.events import Event
 from sync.flows import FlowError
-from sync.ratelimit import SlidingWindowLimiter
-from sync.reconcile import Source, budget_of, source_for
+from sync.operations import backfill, dryrun
+from sync.operations.reconcile import Source, budget_of, source_for
 from sync.runtime import ConnectionContext
+from sync.state import intake, keys
+from sync.state.ratelimit import SlidingWindowLimiter
 from tests.support.context import MakeCtx, Sandboxes
 from tests.support.stack import CONNECTION
 
@@ -203,7 +204,7 @@ def test_backfill_jobs_run_as_batch_work_in_the_worker() -> None:
     from celery import signals
 
     import tasks.reconcile  # noqa: F401 - connects the signal handlers, as the worker's include does
-    from sync.ratelimit import current_priority
+    from sync.state.ratelimit import current_priority
     from tasks.queues import SYNC_RECORD
 
     class Task:
@@ -279,7 +280,7 @@ def test_dry_run_retries_a_rate_limited_record_and_stops_at_the_budget(make_ctx:
 
 
 def test_one_backfill_per_source_at_a_time(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
-    from sync.locks import record_lock
+    from sync.state.locks import record_lock
 
     orgs(sandboxes, 2)
     with record_lock(ctx.redis, CONNECTION, "backfill", ORG.name), pytest.raises(backfill.Busy):

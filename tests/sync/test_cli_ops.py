@@ -11,8 +11,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from sync import cli, deadletters, intake, journal, keys, review
+from sync import cli
 from sync.events import Event
+from sync.state import deadletters, intake, journal, keys, review
 
 
 @pytest.fixture

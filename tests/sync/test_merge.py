@@ -9,7 +9,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.merge import BaseStore, email, merge
+from sync.flows.merge import BaseStore, email, merge
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 

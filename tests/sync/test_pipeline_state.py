@@ -8,11 +8,11 @@ import time
 import pytest
 import redis
 
-from sync import deadletters, fingerprints, intake, journal, keys
 from sync.events import Event
-from sync.fingerprints import FingerprintStore
-from sync.links import LinkStore
-from sync.locks import LockBusy, record_lock
+from sync.state import deadletters, fingerprints, intake, journal, keys
+from sync.state.fingerprints import FingerprintStore
+from sync.state.links import LinkStore
+from sync.state.locks import LockBusy, record_lock
 from tasks.queues import BACKFILL, SYNC, SYNC_RECORD, WEBHOOKS, route
 from tasks.retry import backoff
 

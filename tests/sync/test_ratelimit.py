@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from sync.clients.errors import Throttled
-from sync.ratelimit import DailyBudget, SlidingWindowLimiter, combine, current_priority, priority
+from sync.state.ratelimit import DailyBudget, SlidingWindowLimiter, combine, current_priority, priority
 
 CPH = ZoneInfo("Europe/Copenhagen")
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from sync import intake, keys, reconcile
 from sync.clients.uniconta import UnicontaClient
 from sync.events import Event
 from sync.flows import ROUTES
-from sync.reconcile import SOURCES, Source, budget_of, source_for, sweep, watermark_key
+from sync.operations import reconcile
+from sync.operations.reconcile import SOURCES, Source, budget_of, source_for, sweep, watermark_key
 from sync.runtime import ConnectionContext
+from sync.state import intake, keys
 from tests.support.context import MakeCtx, Sandboxes
 from tests.support.stack import CONNECTION
 

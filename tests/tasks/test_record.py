@@ -11,11 +11,11 @@ import redis
 import requests
 import sentry_sdk
 
-from sync import deadletters, journal
 from sync.events import Event
 from sync.runtime import reset_runtime
 from sync.secrets import Secret
 from sync.sentry import init_sentry
+from sync.state import deadletters, journal
 from tests.support.stack import CONNECTION, clean_sync_state, write_config
 from tests.sync.test_sentry import CapturingTransport
 

@@ -13,10 +13,10 @@ import redis
 from flask.testing import FlaskClient
 from standardwebhooks import Webhook
 
-from sync import keys
 from sync.config import Settings, WebhookSettings, load_settings
 from sync.events import Event
 from sync.secrets import Secret
+from sync.state import keys
 from tasks.queues import WEBHOOKS
 from webhooks.app import create_app
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sync import fingerprints, keys
 from sync.events import Event
 from sync.flows import FlowError
 from sync.flows import orders as flow
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, keys
 from tests.support.context import Broker, Sandboxes
 from tests.support.stack import CONNECTION
 

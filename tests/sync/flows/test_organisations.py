@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sync.config import ConfigError, OrganisationFlow, parse_connections
 from sync.countries import ENUM_NAMES, Countries
 from sync.flows import organisations as flow
+from sync.flows.merge import merge
 from sync.flows.organisations_mapping import (
     STATUS_MAX,
     check_account,
@@ -28,7 +29,6 @@ from sync.flows.organisations_mapping import (
     uniconta_insert_body,
     webcrm_changes,
 )
-from sync.merge import merge
 
 CFG = OrganisationFlow(
     required_fields=("name", "address", "postcode", "city", "country", "cvr"),

@@ -15,12 +15,12 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from sync import keys, review, waiting
 from sync.clients.errors import Transient
 from sync.clients.webcrm import parse_time
 from sync.events import Event
-from sync.locks import LockBusy, record_lock
 from sync.runtime import ConnectionContext
+from sync.state import keys, review, waiting
+from sync.state.locks import LockBusy, record_lock
 from tests.support.context import MakeCtx, Sandboxes, run, wait_until
 from tests.support.stack import CONNECTION
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from sync import merge, review
 from sync.events import Event
+from sync.flows import merge
 from sync.flows.twoway import (
     NORMALIZERS,
     Locks,
@@ -21,7 +21,8 @@ from sync.flows.twoway import (
     same_email,
     side_fingerprint,
 )
-from sync.locks import LockBusy, record_lock
+from sync.state import review
+from sync.state.locks import LockBusy, record_lock
 
 
 def test_normalizers() -> None:

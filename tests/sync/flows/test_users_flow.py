@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from sync import review
 from sync.clients.webcrm import parse_time
 from sync.events import Event
 from sync.flows.users import sweep_users
 from sync.runtime import ConnectionContext
+from sync.state import review
 from tests.support.context import Sandboxes, run
 from tests.support.stack import CONNECTION
 

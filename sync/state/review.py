@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from sync import keys
 from sync.secrets import scrub_data
+from sync.state import keys
 
 TTL_SECONDS = 90 * 24 * 3600
 

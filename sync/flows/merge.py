@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from sync import keys
+from sync.state import keys
 
 Normalizer = Callable[[Any], Any]
 POLICIES = ("newest", "webcrm", "uniconta")

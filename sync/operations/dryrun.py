@@ -27,15 +27,15 @@ from typing import Any
 
 import redis
 
-from sync import intake, journal, keys
 from sync.clients.errors import AmbiguousMatch, ApiError, NotFound, Permanent, Throttled
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
 from sync.events import Event
 from sync.flows import FlowError, handler_for
-from sync.ratelimit import priority
-from sync.reconcile import Source
+from sync.operations.reconcile import Source
 from sync.runtime import ConnectionContext
+from sync.state import intake, journal, keys
+from sync.state.ratelimit import priority
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from sync.clients.errors import ApiError, AuthError, redact
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import HOOK_EVENT_TYPES, WebcrmClient
 from sync.config import Connection, Settings
-from sync.hooks_setup import CHANGE_EVENT_ENTITY, UNICONTA_TABLES, WEBCRM_HOOKS
+from sync.operations.hooks_setup import CHANGE_EVENT_ENTITY, UNICONTA_TABLES, WEBCRM_HOOKS
 
 log = logging.getLogger(__name__)
 

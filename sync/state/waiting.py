@@ -11,8 +11,8 @@ import json
 
 import redis
 
-from sync import intake, keys
 from sync.events import Event
+from sync.state import intake, keys
 
 TTL_SECONDS = 30 * 24 * 3600
 

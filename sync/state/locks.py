@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import redis
 from redis.exceptions import LockError
 
-from sync import keys
+from sync.state import keys
 
 DEFAULT_TTL = 60.0
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from sync import deadletters, keys
 from sync.config import Connection, Settings
-from sync.ratelimit import DailyBudget
+from sync.state import deadletters, keys
+from sync.state.ratelimit import DailyBudget
 from tasks.queues import ALL as QUEUES
 
 # kombu keeps messages of priority > 0 in extra lists named <queue>\x06\x16<priority>.
@@ -162,7 +162,7 @@ def pending_count(r: redis.Redis, connection: str) -> int:
 def reviews(r: redis.Redis, connection: str) -> dict[str, Any] | None:
     """Ambiguities waiting for a person (None when the review module is not installed)."""
     try:
-        from sync.review import list_reviews
+        from sync.state.review import list_reviews
     except ImportError:
         return None
     entries = list_reviews(r, connection)
@@ -170,14 +170,14 @@ def reviews(r: redis.Redis, connection: str) -> dict[str, Any] | None:
 
 
 def backfills(r: redis.Redis, connection: str) -> dict[str, dict[str, Any]]:
-    from sync.backfill import checkpoints
+    from sync.operations.backfill import checkpoints
 
     return checkpoints(r, connection)
 
 
 def gather(settings: Settings, r: redis.Redis, connections: list[str], *, ping: bool = True) -> dict[str, Any]:
     """Everything `syncctl status` prints, as plain data."""
-    from sync.reconcile import last_runs
+    from sync.operations.reconcile import last_runs
 
     letters = dead_letter_summary(r)
     queue_info = queues(r, connections)

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sync import keys
 from sync.clients.errors import Permanent
 from sync.config import Connection
-from sync.ratelimit import priority
 from sync.runtime import ConnectionContext
+from sync.state import keys
+from sync.state.ratelimit import priority
 
 log = logging.getLogger(__name__)
 

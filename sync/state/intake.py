@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import redis
 
-from sync import journal, keys
 from sync.events import Event
+from sync.state import journal, keys
 
 SEEN_TTL = 24 * 3600
 PENDING_TTL = 3600

@@ -42,14 +42,14 @@ from typing import Any
 
 import redis
 
-from sync import fingerprints, intake, keys
 from sync.clients.errors import ApiError, Permanent, Throttled
 from sync.clients.uniconta import odata_literal
 from sync.clients.webcrm import parse_time, sql_literal
 from sync.config import Connection
 from sync.events import Event
-from sync.ratelimit import DailyBudget, priority
 from sync.runtime import ConnectionContext
+from sync.state import fingerprints, intake, keys
+from sync.state.ratelimit import DailyBudget, priority
 
 log = logging.getLogger(__name__)
 

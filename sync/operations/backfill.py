@@ -34,13 +34,13 @@ from typing import Any, Protocol
 
 import redis
 
-from sync import intake, keys
 from sync.clients.errors import Throttled
 from sync.events import Event
-from sync.locks import LockBusy, record_lock
-from sync.ratelimit import DailyBudget, priority
-from sync.reconcile import Source, all_rows, budget_of, strings
+from sync.operations.reconcile import Source, all_rows, budget_of, strings
 from sync.runtime import ConnectionContext
+from sync.state import intake, keys
+from sync.state.locks import LockBusy, record_lock
+from sync.state.ratelimit import DailyBudget, priority
 
 DEFAULT_CALLS_PER_RECORD = 3  # Uniconta calls one backfilled record costs, until measured
 MEASURE_AFTER = 20  # finished jobs before the measured cost is trusted

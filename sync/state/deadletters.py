@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from sync import keys
 from sync.secrets import scrub, scrub_data
+from sync.state import keys
 
 
 def add(r: redis.Redis, *, event: dict[str, Any], error: BaseException | str, kind: str, attempts: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from sync import keys
+from sync.state import keys
 
 
 class LinkStore:

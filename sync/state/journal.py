@@ -15,8 +15,8 @@ from typing import Any
 
 import redis
 
-from sync import keys
 from sync.secrets import scrub_data
+from sync.state import keys
 
 MAX_ENTRIES = 200
 TTL_SECONDS = 90 * 24 * 3600

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from sync import keys
+from sync.state import keys
 
 TTL_SECONDS = 180 * 24 * 3600
 

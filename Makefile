@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) ## create .venv and install the package with its dev tools
 
 run: $(STAMP) ## start everything on the embedded default (Redis, sandboxes, receiver, worker, beat, Flower)
-	$(BIN)/python -m sync.supervisor
+	$(BIN)/python -m syncctl.run
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile
@@ -29,7 +29,7 @@ test-fast: $(STAMP) ## run the tests that start no Celery worker (the "slow" one
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check sync webhooks tasks sandbox tests bench
+	$(BIN)/ruff check sync syncctl webhooks tasks sandbox tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP) ## run the benchmarks (prints ratios against baselines measured in the same run)

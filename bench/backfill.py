@@ -56,7 +56,7 @@ def _counts(stack: h.Stack) -> dict[str, int]:
 
 def _syncctl(stack: h.Stack, *args: str) -> subprocess.Popen[bytes]:
     log = open(stack.dir / "syncctl.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([h.PY, "-m", "sync.cli", *args], cwd=h.ROOT, env={**stack.env_all(), "NO_COLOR": "1"},
+    return subprocess.Popen([h.PY, "-m", "syncctl", *args], cwd=h.ROOT, env={**stack.env_all(), "NO_COLOR": "1"},
                             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from sync import cli
 from sync.redis_server import RedisServer
+from syncctl.main import main
 from tests.e2e.conftest import Stack
 from tests.support.stack import Receiver, admin, start_worker, worker_env, write_config
 
@@ -38,7 +38,7 @@ def syncctl(stack: Stack, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result
     """Run `syncctl ARGS` in this process against the stack's configuration and Redis."""
     monkeypatch.setenv("SYNC_CONFIG", stack.env["SYNC_CONFIG"])
     monkeypatch.setenv("REDIS_URL", stack.env["REDIS_URL"])
-    return CliRunner().invoke(cli.main, list(args))
+    return CliRunner().invoke(main, list(args))
 
 
 def writes(base: str, *, exclude_login: bool = True) -> list[str]:

@@ -1,4 +1,4 @@
-"""`make run`: start the whole service on one machine and stop all of it on Ctrl-C.
+"""`make run` / `syncctl run`: start the whole service on one machine and stop all of it on Ctrl-C.
 
 Starts, in order: Redis (the embedded one when REDIS_URL is unset), the two
 sandboxes (only for the built-in demo connection), the receiver under
@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import requests
 
 from sync.config import ConfigError, Settings, load_settings
 from sync.logs import setup_logging
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT, RedisServer, RedisServerError
 
-log = logging.getLogger("sync.supervisor")
+log = logging.getLogger("syncctl.run")
 
 RUN_DIR = Path(os.environ.get("SYNC_RUN_DIR", ".run"))
 RECEIVER_BIND = os.environ.get("SYNC_BIND", "127.0.0.1:8000")
@@ -116,7 +117,8 @@ class _Stop(Exception):
     pass
 
 
-def main() -> int:
+def supervise() -> int:
+    """Start everything, wait for Ctrl-C or a child's death, stop everything; the exit code."""
     try:
         settings = load_settings()
     except ConfigError as err:
@@ -193,5 +195,11 @@ def main() -> int:
     return code
 
 
+@click.command()
+def run() -> None:
+    """Start Redis, the sandboxes (demo connection), the receiver, a worker, beat and Flower; Ctrl-C stops all."""
+    sys.exit(supervise())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(supervise())

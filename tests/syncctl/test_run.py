@@ -1,4 +1,4 @@
-"""`make run` (sync.supervisor): everything starts, an item flows through, Ctrl-C stops it all."""
+"""`make run` (syncctl.run): everything starts, an item flows through, Ctrl-C stops it all."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
     for name in ("SYNC_CONFIG", "REDIS_URL"):
         env.pop(name, None)
     out = open(tmp_path / "out.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "sync.supervisor"], cwd=ROOT, env=env, stdout=out,
+    proc = subprocess.Popen([sys.executable, "-m", "syncctl.run"], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: "Running (Ctrl-C stops everything)" in (tmp_path / "out.log").read_text(errors="replace"),

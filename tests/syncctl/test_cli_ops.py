@@ -11,9 +11,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from sync import cli
 from sync.events import Event
 from sync.state import deadletters, intake, journal, keys, review
+from syncctl import common
+from syncctl.main import main
 
 
 @pytest.fixture
@@ -21,12 +22,12 @@ def env(redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPat
     """The CLI on the test Redis, publishing into a list instead of a broker."""
     monkeypatch.setenv("REDIS_URL", redis_url)
     sent: list[Event] = []
-    monkeypatch.setattr(cli, "_enqueue", lambda settings: sent.append)
+    monkeypatch.setattr(common, "enqueue_for", lambda settings: sent.append)
     return sent
 
 
 def run(*args: str) -> Any:
-    return CliRunner().invoke(cli.main, list(args))
+    return CliRunner().invoke(main, list(args))
 
 
 def letter(r: redis.Redis, record_id: str, kind: str = "permanent", entity: str = "item", system: str = "uniconta",
@@ -82,7 +83,7 @@ def test_dlq_requeue_keeps_the_letter_when_the_broker_fails(env: list[Event], re
     def broken(event: Event) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(cli, "_enqueue", lambda settings: broken)
+    monkeypatch.setattr(common, "enqueue_for", lambda settings: broken)
     result = run("dlq", "requeue", a)
     assert result.exit_code == 1 and deadletters.get(redis_client, a) is not None
 
@@ -121,14 +122,14 @@ def test_resync_wait_reports_the_result_from_the_journal(env: list[Event], redis
     def worker(event: Event) -> None:  # a job that finishes at once
         journal.append(redis_client, event.connection, event.entity, event.record_id, "done", action="created")
 
-    monkeypatch.setattr(cli, "_enqueue", lambda settings: worker)
+    monkeypatch.setattr(common, "enqueue_for", lambda settings: worker)
     result = run("resync", "demo", "item", "V-1", "--wait", "--timeout", "5")
     assert result.exit_code == 0 and "done" in result.output and "created" in result.output
 
     def failing(event: Event) -> None:
         journal.append(redis_client, event.connection, event.entity, event.record_id, "dead-letter", kind="invalid")
 
-    monkeypatch.setattr(cli, "_enqueue", lambda settings: failing)
+    monkeypatch.setattr(common, "enqueue_for", lambda settings: failing)
     assert run("resync", "demo", "item", "V-2", "--wait", "--timeout", "5").exit_code == 1
 
 

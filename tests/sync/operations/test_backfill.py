@@ -223,16 +223,16 @@ def test_progress_reporters_render() -> None:
 
     from rich.console import Console
 
-    from sync import cli
+    from syncctl.backfill import PlainReporter, RichReporter
 
     out = io.StringIO()
-    rich = cli._RichReporter(Console(file=out, force_terminal=True, width=100))
+    rich = RichReporter(Console(file=out, force_terminal=True, width=100))
     rich.start(3, 0, "backfill c1 item")
     rich.advance({"queued": 1})
     rich.note("waiting for workers")
     rich.stop()
     assert "backfill c1 item" in out.getvalue()
-    plain = cli._PlainReporter(interval=0)
+    plain = PlainReporter(interval=0)
     plain.start(2, 0, "backfill c1 item")
     plain.advance({"queued": 1})
     plain.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sync.cli import main
+from syncctl.main import main
 
 
 def test_config_show_masks_secrets() -> None:

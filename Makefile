@@ -28,9 +28,10 @@ test: $(STAMP) ## run the whole test suite
 test-fast: $(STAMP) ## run the tests that start no Celery worker (the "slow" ones do)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the layer contracts (lint-imports; setup.cfg [importlinter])
 	$(BIN)/ruff check sync syncctl webhooks tasks sandbox tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## run the benchmarks (prints ratios against baselines measured in the same run)
 	$(BIN)/python -m bench

@@ -2,12 +2,16 @@
 
 Built lazily on first use in each worker process (after fork), so clients
 and their sessions are never shared between processes.
+
+Flows sometimes need follow-up work queued (a person waiting on its organisation, an order
+re-synced once its debtor exists). They ask `ctx.enqueue`, a port the task layer fills
+(`provide_enqueue`, called by `tasks.app`): the domain never imports the task layer.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
@@ -15,15 +19,33 @@ import redis
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
 from sync.config import Connection, Settings, load_settings
+from sync.events import Event
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT
 from sync.state import keys
 from sync.state.fingerprints import FingerprintStore
+from sync.state.intake import Enqueue
 from sync.state.journal import observe_call
 from sync.state.links import LinkStore
 from sync.state.ratelimit import DailyBudget, SlidingWindowLimiter
 
 EMBEDDED_REDIS_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
 RATE_WAIT_SECONDS = 5.0
+
+_enqueue_port: Enqueue | None = None
+
+
+def provide_enqueue(enqueue: Enqueue | None) -> None:
+    """Set the process's job publisher (the task layer does, once, at import)."""
+    global _enqueue_port
+    _enqueue_port = enqueue
+
+
+def publish(event: Event) -> None:
+    """Publish a job through the port the task layer provided; raises if there is none."""
+    if _enqueue_port is None:
+        raise RuntimeError("no job publisher in this process: the task layer provides one "
+                           "(sync.runtime.provide_enqueue, done by importing tasks.app)")
+    _enqueue_port(event)
 
 
 def redis_url(settings: Settings) -> str:
@@ -39,6 +61,7 @@ class ConnectionContext:
     redis: redis.Redis
     webcrm: WebcrmClient
     uniconta: UnicontaClient
+    enqueue: Enqueue = field(default=publish)  # follow-up jobs (see the module's docstring)
 
     @cached_property
     def links(self) -> LinkStore:
@@ -50,8 +73,9 @@ class ConnectionContext:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, enqueue: Enqueue | None = None) -> None:
         self.settings = settings
+        self.enqueue = enqueue or publish
         self.redis = redis.Redis.from_url(redis_url(settings), decode_responses=True, socket_timeout=5,
                                           socket_connect_timeout=2, health_check_interval=30)
         self._contexts: dict[str, ConnectionContext] = {}
@@ -80,7 +104,7 @@ class Runtime:
             conn.uniconta.base_url, conn.uniconta.company_id, conn.uniconta.username,
             conn.uniconta.password.reveal(), timeout=(3.05, conn.uniconta.timeout_seconds),
             before_request=budget.acquire, observer=observe_call("uniconta"))
-        return ConnectionContext(conn, self.redis, webcrm, uniconta)
+        return ConnectionContext(conn, self.redis, webcrm, uniconta, self.enqueue)
 
 
 _runtime: Runtime | None = None

@@ -142,7 +142,7 @@ def backfill(connection: str, entity: str, since_text: str | None, dry_run: bool
     if dry_run:
         _dry_run(ctx, source, since, limit, as_json)
         return
-    from sync.operations.status import queue_depth
+    from tasks.broker import queue_depth
     from tasks.queues import BACKFILL
 
     try:

@@ -118,7 +118,7 @@ def context_or_exit(settings: Settings, connection: str) -> Any:
 
     connection_or_exit(settings, connection)
     redis_or_exit(settings)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, enqueue=enqueue_for(settings))
     return runtime.context(connection)
 
 

@@ -29,13 +29,15 @@ from syncctl.common import (
 def status(connection: str | None, as_json: bool, check: bool, no_ping: bool) -> None:
     """Queues, workers, dead letters, limits, reconciliation and reviews, per connection."""
     from sync.operations import status as st
+    from tasks import broker
 
     settings = settings_or_exit()
     ids = [connection] if connection else list(settings.connections)
     if connection:
         connection_or_exit(settings, connection)
     r = redis_or_exit(settings)
-    data = {**st.gather(settings, r, ids, ping=not no_ping), "ping": not no_ping}
+    data = {**st.gather(settings, r, ids, queue_info=broker.queues(r, ids),
+                        seen=broker.workers(settings, r) if not no_ping else None), "ping": not no_ping}
     found = st.problems(data)
     if as_json:
         show({**data, "problems": found}, True)

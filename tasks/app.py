@@ -13,9 +13,10 @@ from celery import signals
 
 from sync.config import ConfigError, load_settings
 from sync.logs import setup_logging
-from sync.runtime import reset_runtime
+from sync.runtime import provide_enqueue, reset_runtime
 from sync.sentry import init_sentry
 from tasks.celery_app import make_celery
+from tasks.dispatch import enqueue
 
 try:
     settings = load_settings()
@@ -24,6 +25,7 @@ except ConfigError as err:  # pragma: no cover - exercised through the CLI tests
     sys.exit(2)
 
 app = make_celery(settings)
+provide_enqueue(enqueue)  # the flows' port for follow-up jobs (sync/runtime.py)
 
 
 @signals.setup_logging.connect

@@ -84,10 +84,8 @@ def sync_quotation_line(ctx: ConnectionContext, event: Event) -> Result:
         if not delivery_id:
             return Result("skipped", {"reason": "line has no delivery"})
         ctx.redis.hset(_parents_key(ctx), str(line_id), str(delivery_id))
-    from tasks.dispatch import enqueue
-
     outcome = intake.accept(ctx.redis, Event(ctx.connection.id, "webcrm", ENTITY, str(delivery_id),
-                                             origin="dependency"), enqueue)
+                                             origin="dependency"), ctx.enqueue)
     # Deliveries and opportunities share one id sequence: an opportunity's line queues an id that the
     # delivery job finds absent (one read), which is cheaper than asking here first.
     return Result("queued", {"delivery": delivery_id, "intake": outcome.status})
@@ -372,9 +370,7 @@ def _wait(ctx: ConnectionContext, cfg: OrderFlow, event: Event, delivery: dict[s
     dependency = f"organisation:{org_id}"
     waiting.park(ctx.redis, event, dependency)
     if recheck and linked_debtor(ctx, org_id):
-        from tasks.dispatch import enqueue
-
-        waiting.release(ctx.redis, ctx.connection.id, dependency, enqueue)
+        waiting.release(ctx.redis, ctx.connection.id, dependency, ctx.enqueue)
         journal.note("released", reason="the organisation got its debtor meanwhile")
     journal.note("waiting", reason=reason, dependency=dependency)
     _show_status(ctx, cfg, int(delivery["DeliveryId"]), f"Waiting: {reason}")

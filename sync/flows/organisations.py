@@ -366,11 +366,9 @@ def _linked(ctx: ConnectionContext, org: Mapping[str, Any], debtor: dict[str, An
     ctx.fingerprints.put(ENTITY, "webcrm", org_id, fingerprints.of(webcrm_snapshot(org_after, cfg)))
     ctx.fingerprints.put(ENTITY, "uniconta", account, fingerprints.of(uniconta_snapshot(debtor_after, cfg)))
     ctx.redis.delete(_marker_key(ctx, org_id))
-    from tasks.dispatch import enqueue
-
     # Orders and persons wait on the organisation; contacts of a not-yet-linked debtor on the debtor.
-    released = waiting.release(ctx.redis, ctx.connection.id, f"organisation:{org_id}", enqueue)
-    released += waiting.release(ctx.redis, ctx.connection.id, f"debtor:{account}", enqueue)
+    released = waiting.release(ctx.redis, ctx.connection.id, f"organisation:{org_id}", ctx.enqueue)
+    released += waiting.release(ctx.redis, ctx.connection.id, f"debtor:{account}", ctx.enqueue)
     wrote_webcrm = org_after is not org
     if created:
         action = "created"

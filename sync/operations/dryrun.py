@@ -255,24 +255,19 @@ def scratch(ctx: ConnectionContext) -> Iterator[tuple[ConnectionContext, list[Wr
     ids = _Ids()
     _wipe(ctx.redis, fake_id)
     _copy_state(ctx.redis, real_id, fake_id)
+
+    def record(event: Event) -> None:
+        """Remember the job instead of publishing it; without a job, its pending mark must not stay."""
+        queued.append(event)
+        intake.clear_pending(ctx.redis, event)
+
     dry = ConnectionContext(replace(ctx.connection, id=fake_id), ctx.redis,
                             RecordingWebcrm(ctx.webcrm, writes, ids),  # type: ignore[arg-type]
-                            RecordingUniconta(ctx.uniconta, writes, ids))  # type: ignore[arg-type]
-    import tasks.dispatch
-
-    def accept(r: Any, event: Event, enqueue: Any) -> intake.Outcome:
-        queued.append(event)
-        return intake.Outcome("queued", event.event_id)
-
-    # Both the intake and the publisher: a flow may reach either one.
-    real_enqueue, real_accept = tasks.dispatch.enqueue, intake.accept
-    tasks.dispatch.enqueue = queued.append  # type: ignore[assignment]
-    intake.accept = accept  # type: ignore[assignment]
+                            RecordingUniconta(ctx.uniconta, writes, ids),  # type: ignore[arg-type]
+                            enqueue=record)
     try:
         yield dry, writes, queued
     finally:
-        tasks.dispatch.enqueue = real_enqueue  # type: ignore[assignment]
-        intake.accept = real_accept  # type: ignore[assignment]
         _wipe(ctx.redis, fake_id)
 
 

@@ -42,7 +42,7 @@ from sync.flows import Result, handler_for
 from sync.runtime import ConnectionContext, Runtime
 from sync.state import journal
 from sync.state.locks import record_lock
-from tasks import queues
+from tasks import dispatch, queues
 from tasks.celery_app import make_celery
 from tests.support.stack import CONNECTION, admin, write_config
 
@@ -263,7 +263,9 @@ def make_ctx(sandboxes: Sandboxes, redis_url: str, tmp_path: Path) -> Iterator[M
         conn = replace(conn, webcrm=replace(conn.webcrm, **{"rate_limit_per_minute": 0, **(webcrm or {})}),
                        uniconta=replace(conn.uniconta, **{"daily_call_budget": 0, "live_reserve": 0,
                                                           **(uniconta or {})}), **changes)
-        runtime = Runtime(Settings(connections={conn.id: conn}, source=str(path), redis_url=redis_url))
+        # Follow-up jobs go through the task layer's publisher, as in a worker (`broker` makes it real).
+        runtime = Runtime(Settings(connections={conn.id: conn}, source=str(path), redis_url=redis_url),
+                          enqueue=dispatch.enqueue)
         ctx = runtime.context(conn.id)
         assert ctx is not None
         made.append((runtime, ctx))

@@ -190,8 +190,10 @@ def test_scratch_context_copies_links_records_writes_and_leaves_nothing(ctx: Con
         dry.uniconta.insert("DebtorClientUser", {"Account": "1", "WebcrmId": "9"})
         debtor = dry.uniconta.get_one("DebtorClient", "Account", "1")  # a real read, plus ours
         assert debtor is not None and debtor["WebcrmId"] == "9"
-        intake.accept(ctx.redis, Event(dry.connection.id, "webcrm", "organisation", "1"), lambda e: None)
-        assert [w.operation for w in writes] == ["create", "insert"] and len(queued) == 1
+        # A flow queues follow-up work through the context's port: recorded, never published.
+        intake.accept(ctx.redis, Event(dry.connection.id, "webcrm", "organisation", "1"), dry.enqueue)
+        intake.accept(ctx.redis, Event(dry.connection.id, "webcrm", "organisation", "1"), dry.enqueue)
+        assert [w.operation for w in writes] == ["create", "insert"] and len(queued) == 2
     assert not list(ctx.redis.scan_iter(f"sync:{CONNECTION}~dryrun:*"))
     assert ctx.links.webcrm_id("item", "B") is None and ctx.links.webcrm_id("item", "A") == "5"
     # Nothing reached either system: the reads did, the writes did not.

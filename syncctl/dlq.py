@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 import redis
 
+from sync.config import Settings
 from syncctl import common
 from syncctl.common import (
     EXIT_PROBLEM,
@@ -80,6 +82,24 @@ def _matching(r: redis.Redis, ids: Iterable[str], connection: str | None, flow: 
     return letters
 
 
+def _selected(func: Callable[..., None]) -> Callable[..., None]:
+    """The options of a command that acts on dead letters (ids, filters or --all); the command gets
+    (settings, redis, the matching letters, as_json)."""
+
+    @functools.wraps(func)
+    def command(ids: tuple[str, ...], connection: str | None, flow: str | None, entity: str | None,
+                kind: str | None, older_than: str | None, everything: bool, as_json: bool) -> None:
+        settings = settings_or_exit()
+        r = redis_or_exit(settings)
+        func(settings, r, _matching(r, ids, connection, flow, entity, kind, older_than, everything), as_json)
+
+    for option in (guarded, click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+                   click.option("--all", "everything", is_flag=True, help="Every dead letter."), _filter_options,
+                   click.argument("ids", nargs=-1, metavar="[ID]...")):
+        command = option(command)
+    return command
+
+
 @dlq.command("list")
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
@@ -123,20 +143,12 @@ def dlq_show(letter_id: str, as_json: bool) -> None:
 
 
 @dlq.command("requeue")
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@_filter_options
-@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@guarded
-def dlq_requeue(ids: tuple[str, ...], connection: str | None, flow: str | None, entity: str | None,
-                kind: str | None, older_than: str | None, everything: bool, as_json: bool) -> None:
+@_selected
+def dlq_requeue(settings: Settings, r: redis.Redis, letters: list[dict[str, Any]], as_json: bool) -> None:
     """Queue dead letters again through the normal path (origin "dlq"); each is removed once queued."""
     from sync.events import Event
     from sync.state import deadletters, intake
 
-    settings = settings_or_exit()
-    r = redis_or_exit(settings)
-    letters = _matching(r, ids, connection, flow, entity, kind, older_than, everything)
     enqueue = common.enqueue_for(settings) if letters else None
     done: list[str] = []
     failed: list[str] = []
@@ -168,19 +180,11 @@ def dlq_requeue(ids: tuple[str, ...], connection: str | None, flow: str | None, 
 
 
 @dlq.command("drop")
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@_filter_options
-@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@guarded
-def dlq_drop(ids: tuple[str, ...], connection: str | None, flow: str | None, entity: str | None,
-             kind: str | None, older_than: str | None, everything: bool, as_json: bool) -> None:
+@_selected
+def dlq_drop(settings: Settings, r: redis.Redis, letters: list[dict[str, Any]], as_json: bool) -> None:
     """Delete dead letters without retrying them."""
     from sync.state import deadletters
 
-    settings = settings_or_exit()
-    r = redis_or_exit(settings)
-    letters = _matching(r, ids, connection, flow, entity, kind, older_than, everything)
     dropped = [d["id"] for d in letters if deadletters.drop(r, d["id"])]
     if as_json:
         show({"dropped": dropped}, True)

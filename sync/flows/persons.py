@@ -39,11 +39,13 @@ from sync.flows.twoway import (
     as_id,
     bases,
     decide,
+    linked_counterpart,
     merge_pair,
     name,
     same_email,
     side_fingerprint,
     text,
+    unchanged,
     uniconta_time,
     webcrm_time,
 )
@@ -186,8 +188,7 @@ def sync_person(ctx: ConnectionContext, event: Event) -> Result:
         raise FlowError(f"not a webCRM person id: {event.record_id!r}")
     person = _get_person(ctx, pid)
     with Locks(ctx, event) as locks:
-        if person is not None and event.origin not in ("resync", "backfill") \
-                and ctx.fingerprints.get(ENTITY, "webcrm", pid) == _person_fp(person, cfg):
+        if person is not None and unchanged(ctx, event, ENTITY, "webcrm", pid, _person_fp(person, cfg)):
             return Result("unchanged", {"person": pid})
         contact = _linked_contact(ctx, cfg, pid, person, locks)
         if person is None:
@@ -214,20 +215,15 @@ def sync_contact(ctx: ConnectionContext, event: Event) -> Result:
             return Result("skipped", {"reason": "not a debtor contact", "contact": rowid})
         ref = text(contact.get(cfg.uniconta_link_field))
         pid = as_id(ref)
-        if pid is not None and event.origin not in ("resync", "backfill") \
-                and ctx.fingerprints.get(ENTITY, "uniconta", rowid) == _contact_fp(contact, cfg):
+        if pid is not None and unchanged(ctx, event, ENTITY, "uniconta", rowid, _contact_fp(contact, cfg)):
             return Result("unchanged", {"contact": rowid, "person": pid})
         if pid is not None:
-            locks.hold("person", pid)
-            person = _get_person(ctx, pid)
-            if person is None:
-                journal.note("linked-person-missing", contact=rowid, person=pid)
-                return Result("skipped", {"reason": f"linked webCRM person {pid} not found", "contact": rowid})
-            claimed = as_id(person.get(cfg.webcrm_link_field))
-            if claimed not in (None, rowid) and _contact_by_rowid(ctx, claimed) is not None:
-                journal.note("link-conflict", contact=rowid, person=pid, person_links_to=claimed)
-                return Result("skipped", {"reason": f"person {pid} is linked to contact {claimed}",
-                                          "contact": rowid})
+            person = linked_counterpart(locks, "person", pid, lambda: _get_person(ctx, pid),
+                                        lambda p: as_id(p.get(cfg.webcrm_link_field)),
+                                        lambda claimed: _contact_by_rowid(ctx, claimed) is not None,
+                                        side="contact", own=rowid)
+            if isinstance(person, Result):
+                return person
             if is_resigned(person):
                 journal.note("linked-person-resigned", contact=rowid, person=pid)
                 return Result("skipped", {"reason": "the linked person is resigned", "contact": rowid})

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from datetime import datetime
 from types import TracebackType
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from sync.clients.webcrm import parse_time
 from sync.events import Event
-from sync.flows import merge
+from sync.flows import Result, merge
 from sync.flows.merge import BaseStore, MergeResult
 from sync.runtime import ConnectionContext
 from sync.state import fingerprints, journal
@@ -168,6 +168,32 @@ def same_email(records: Iterable[Record], field: str, address: str) -> list[Reco
     if not wanted:
         return []
     return [r for r in records if merge.email(r.get(field)) == wanted]
+
+
+FULL_READ_ORIGINS = ("resync", "backfill")  # never take the fingerprint shortcut
+
+
+def unchanged(ctx: ConnectionContext, event: Event, entity: str, system: str, key: str | int,
+              fingerprint: str) -> bool:
+    """A linked record whose synced fields are as we last left them: our own echo, or a no-op."""
+    return event.origin not in FULL_READ_ORIGINS and ctx.fingerprints.get(entity, system, key) == fingerprint
+
+
+def linked_counterpart(locks: Locks, kind: str, key: str | int, read: Callable[[], dict[str, Any] | None],
+                       claimed_by: Callable[[dict[str, Any]], Any], exists: Callable[[Any], bool], *,
+                       side: str, own: str | int) -> dict[str, Any] | Result:
+    """The webCRM record (`kind` `key`) that the Uniconta record `side` `own` links to, read under its
+    lock; a "skipped" Result when it is gone or claims another Uniconta record that still exists."""
+    locks.hold(kind, key)
+    other = read()
+    if other is None:
+        journal.note(f"linked-{kind}-missing", **{side: own, kind: key})
+        return Result("skipped", {"reason": f"linked webCRM {kind} {key} not found", side: own})
+    claimed = claimed_by(other)
+    if claimed not in (None, "", own) and exists(claimed):
+        journal.note("link-conflict", **{side: own, kind: key, f"{kind}_links_to": claimed})
+        return Result("skipped", {"reason": f"{kind} {key} is linked to {side} {claimed}", side: own})
+    return other
 
 
 class Locks:

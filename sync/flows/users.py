@@ -36,10 +36,12 @@ from sync.flows.twoway import (
     as_id,
     bases,
     decide,
+    linked_counterpart,
     merge_pair,
     same_email,
     side_fingerprint,
     text,
+    unchanged,
     uniconta_time,
     webcrm_time,
 )
@@ -182,20 +184,15 @@ def sync_employee(ctx: ConnectionContext, event: Event) -> Result:
         number = text(employee.get("Number"))
         locks.hold("employee", number)  # no-op for the job's own lock
         uid = as_id(employee.get(cfg.uniconta_link_field))
-        if uid is not None and event.origin not in ("resync", "backfill") \
-                and ctx.fingerprints.get(ENTITY, "uniconta", number) == _employee_fp(employee, cfg):
+        if uid is not None and unchanged(ctx, event, ENTITY, "uniconta", number, _employee_fp(employee, cfg)):
             return Result("unchanged", {"employee": number, "user": uid})
         if uid is not None:
-            locks.hold("user", uid)
-            user = _get_user(ctx, uid)
-            if user is None:
-                journal.note("linked-user-missing", employee=number, user=uid)
-                return Result("skipped", {"reason": f"linked webCRM user {uid} not found", "employee": number})
-            claimed = text(user.get(cfg.webcrm_link_field))
-            if claimed and claimed != number and _employee_by_number(ctx, claimed) is not None:
-                journal.note("link-conflict", employee=number, user=uid, user_links_to=claimed)
-                return Result("skipped", {"reason": f"user {uid} is linked to employee {claimed}",
-                                          "employee": number})
+            user = linked_counterpart(locks, "user", uid, lambda: _get_user(ctx, uid),
+                                      lambda u: text(u.get(cfg.webcrm_link_field)),
+                                      lambda claimed: _employee_by_number(ctx, claimed) is not None,
+                                      side="employee", own=number)
+            if isinstance(user, Result):
+                return user
             base = bases(ctx).get(ENTITY, uid)
             if base is not None and "_active" in base:
                 active = bool(base["_active"])  # the active state is webCRM's and changes through user events

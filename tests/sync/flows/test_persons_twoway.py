@@ -1,4 +1,4 @@
-"""Shared two-way parts (sync/flows/twoway.py) and the review store (sync/review.py)."""
+"""Shared two-way parts (sync/flows/twoway.py) and the review store (sync/state/review.py)."""
 
 from __future__ import annotations
 

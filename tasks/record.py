@@ -12,17 +12,15 @@ import time
 from typing import Any
 
 import redis
-import sentry_sdk
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from sync.clients.errors import ApiError
 from sync.events import Event
-from sync.flows import FlowError, handler_for
+from sync.flows import FlowError
+from sync.jobs.step import after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import get_runtime
-from sync.state import deadletters, intake, journal
-from sync.state.locks import LockBusy, record_lock
+from sync.state import journal
 from tasks.queues import SYNC_RECORD
 from tasks.retry import backoff, contention_delay
 
@@ -62,49 +60,25 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
             journal.recording(rt.redis, ev.connection, ev.entity, ev.record_id):
         ctx = rt.context(ev.connection)
         if ctx is None:
-            return _dead(rt.redis, ev, event, FlowError(f"unknown connection {ev.connection!r}"), "config", attempt)
-        route = handler_for(ev.system, ev.entity)
-        if route is None or not ctx.connection.enabled(route[0]):
-            intake.clear_pending(rt.redis, ev)
-            journal.note("ignored", reason="no flow" if route is None else f"flow {route[0]} is disabled")
-            return "ignored"
-        _flow, handler = route
-        journal.note("started", attempt=attempt + 1, event=ev.event_id, origin=ev.origin, operation=ev.operation)
-        intake.clear_pending(rt.redis, ev)
+            dead_letter(rt.redis, event, FlowError(f"unknown connection {ev.connection!r}"), "config",
+                        attempts=attempt + 1)
+            return "dead-letter"
         try:
-            with record_lock(rt.redis, ev.connection, ev.entity, ev.record_id):
-                result = handler(ctx, ev)
-        except LockBusy:
-            journal.note("contended")
-            raise self.retry(kwargs={**again, "contentions": contentions + 1},
-                             countdown=contention_delay(), max_retries=None) from None
-        except (ApiError, redis.RedisError, SoftTimeLimitExceeded) as err:
-            retryable = getattr(err, "retryable", True)
-            if not retryable:
-                return _dead(rt.redis, ev, event, err, "permanent", attempt)
-            elapsed = time.time() - first_attempt_at
-            if attempt + 1 >= rt.settings.max_attempts or elapsed >= rt.settings.retry_window_seconds:
-                return _dead(rt.redis, ev, event, err, "exhausted", attempt, first_attempt_at)
-            delay = backoff(attempt, base=rt.settings.retry_base_seconds, cap=rt.settings.retry_max_seconds,
-                            retry_after=getattr(err, "retry_after", None))
-            journal.note("retry", error=str(err), in_seconds=delay, attempt=attempt + 1)
-            log.info("transient failure, retrying in %.1f s: %s", delay, err)
-            raise self.retry(kwargs=again, countdown=delay, max_retries=None) from None
-        except FlowError as err:
-            return _dead(rt.redis, ev, event, err, "invalid", attempt)
-        except Exception as err:  # a bug: park it with context rather than loop on it
-            log.exception("unexpected error")
-            return _dead(rt.redis, ev, event, err, "bug", attempt)
-        journal.note("done", action=result.action, **result.detail)
-        log.info("%s %s %s: %s", ev.system, ev.entity, ev.record_id, result.action)
-        return result.action
-
-
-def _dead(r: Any, ev: Event, event: dict[str, Any], err: BaseException, kind: str, attempt: int,
-          first_attempt_at: float | None = None) -> str:
-    letter = deadletters.add(r, event=event, error=err, kind=kind, attempts=attempt + 1,
-                             first_attempt_at=first_attempt_at)
-    journal.note("dead-letter", id=letter, reason=kind, error=str(err))
-    log.error("dead letter %s (%s): %s", letter, kind, err)
-    sentry_sdk.capture_exception(err)
-    return "dead-letter"
+            return sync_one(ctx, ev, attempt=attempt).action
+        except Exception as err:
+            verdict = after_failure(rt.settings, err, attempt=attempt, first_attempt_at=first_attempt_at,
+                                    transient=(SoftTimeLimitExceeded,), contention_delay=contention_delay(),
+                                    backoff_delay=backoff(attempt, base=rt.settings.retry_base_seconds,
+                                                          cap=rt.settings.retry_max_seconds,
+                                                          retry_after=getattr(err, "retry_after", None)))
+            if verdict.action == "contended":
+                journal.note("contended")
+                raise self.retry(kwargs={**again, "contentions": contentions + 1},
+                                 countdown=verdict.delay, max_retries=None) from None
+            if verdict.action == "retry":
+                journal.note("retry", error=str(err), in_seconds=verdict.delay, attempt=attempt + 1)
+                log.info("transient failure, retrying in %.1f s: %s", verdict.delay, err)
+                raise self.retry(kwargs=again, countdown=verdict.delay, max_retries=None) from None
+            dead_letter(rt.redis, event, err, verdict.reason, attempts=attempt + 1,
+                        first_attempt_at=first_attempt_at if verdict.reason == "exhausted" else None)
+            return "dead-letter"

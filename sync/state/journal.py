@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -21,7 +21,9 @@ from sync.state import keys
 MAX_ENTRIES = 200
 TTL_SECONDS = 90 * 24 * 3600
 
-_current: ContextVar[tuple[redis.Redis, str, str, str] | None] = ContextVar("journal_record", default=None)
+Target = tuple[redis.Redis, str, str, str]  # (redis, connection, entity, record id)
+_current: ContextVar[Target | None] = ContextVar("journal_record", default=None)
+_shared: ContextVar[tuple[Target, ...]] = ContextVar("journal_shared", default=())
 
 
 _APPEND = """
@@ -76,8 +78,30 @@ def recording(r: redis.Redis, connection: str, entity: str, record_id: str) -> I
         _current.reset(token)
 
 
+def current() -> Target | None:
+    """The record whose journal `note()` writes to in this context, if any."""
+    return _current.get()
+
+
+@contextmanager
+def shared_by(targets: Iterable[Target | None]) -> Iterator[None]:
+    """Route `note()` in this block to each of these records' journals, marked `shared=N`: an API call
+    a batch makes for several records belongs in the journal of each of them."""
+    unique = tuple(dict.fromkeys(t for t in targets if t is not None))
+    token = _shared.set(unique)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
 def note(kind: str, /, **data: Any) -> None:
-    """Append to the journal of the record being synced, if any."""
+    """Append to the journal of the record being synced, if any (or of every record sharing the call)."""
+    shared = _shared.get()
+    if shared:
+        for target in shared:
+            append(*target, kind, **data, **({"shared": len(shared)} if len(shared) > 1 else {}))
+        return
     current = _current.get()
     if current is not None:
         append(*current, kind, **data)

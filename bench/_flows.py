@@ -34,17 +34,23 @@ class Minimum:
 
 
 class Scenario:
+    """What differs between flows is in the class attributes and in the edit and baseline methods a
+    scenario defines; the clients, the UI edits and what counts as a write are shared."""
+
     flow: str = ""
-    source: str = ""          # system a person edits
+    source: str = ""          # system a person edits; with `entity`, the route that starts the flow
     target: str = ""          # system the flow writes
     entity: str = ""          # the event's entity (journal key)
-    route: tuple[str, str] = ("", "")
+    collection: str = ""      # the source's UI path (and, for webCRM, API collection), e.g. "Organisations"
+    target_word: str = ""     # what the target's write paths contain, e.g. "Debtor"
     minimum: dict[str, Minimum | None] = {}
     echoes = True  # our writes come back as webhooks (two-way flows)
 
     def __init__(self, stack: h.Stack) -> None:
         self.stack = stack
         self._numbers = itertools.count(1)
+        self._webcrm: Any = None
+        self._uniconta: Any = None
 
     # A person's edits; each returns the record id the event carries.
     def stage(self) -> str | None:
@@ -65,7 +71,13 @@ class Scenario:
         """Anything the flow's records depend on (e.g. a linked organisation for persons)."""
 
     def is_write(self, call: dict[str, Any]) -> bool:
-        raise NotImplementedError
+        return call["method"] in ("POST", "PUT", "DELETE") and self.target_word in call["path"]
+
+    def _ui(self, method: str, path: str, **fields: Any) -> dict[str, Any]:
+        """A person's edit in the source system (its sandbox's admin "UI" route fires the real webhook)."""
+        proc = self.stack.webcrm if self.source == "webcrm" else self.stack.uniconta
+        assert proc
+        return h.admin(proc.url, method, f"/ui/{path}", json=fields)
 
     def synced(self, record: str) -> bool:
         """The target holds the record as the source has it now."""
@@ -75,15 +87,31 @@ class Scenario:
         """The minimum calls for `case` made directly with the API clients (the baseline)."""
         raise NotImplementedError
 
+    def _clients(self) -> tuple[Any, Any]:
+        """The API clients `direct` uses, opened (and webCRM logged in) on first use."""
+        from sync.clients.uniconta import UnicontaClient
+        from sync.clients.webcrm import WebcrmClient
+
+        if self._webcrm is None:
+            assert self.stack.webcrm and self.stack.uniconta
+            self._webcrm = WebcrmClient(self.stack.webcrm.url, "sandbox-token")
+            self._webcrm.login()
+            self._uniconta = UnicontaClient(self.stack.uniconta.url, h.COMPANY, "sandbox", "sandbox")
+        return self._webcrm, self._uniconta
+
     def close(self) -> None:
         """Release clients opened for `direct`."""
+        for client in (self._webcrm, self._uniconta):
+            if client is not None:
+                client.close()
+        self._webcrm = self._uniconta = None
 
 
 class Items(Scenario):
     """Uniconta InvItem → webCRM catalogue (QuotationLines/LinkedData), one-way."""
 
     flow, source, target, entity = "items", "uniconta", "webcrm", "item"
-    route = ("uniconta", "item")
+    collection, target_word = "InvItemClient", "LinkedData"
     minimum = {
         "create": Minimum(2, 1, "read the item from Uniconta (a Change URL carries only the key, and an "
                                 "unsigned, possibly reordered body cannot be trusted); look the item number up "
@@ -100,46 +128,26 @@ class Items(Scenario):
         super().__init__(stack)
         self._prices: dict[str, float] = {}
         self._ids: dict[str, Any] = {}
-        self._webcrm: Any = None
-        self._uniconta: Any = None
-
-    def _ui(self, method: str, **fields: Any) -> dict[str, Any]:
-        assert self.stack.uniconta
-        return h.admin(self.stack.uniconta.url, method, "/ui/InvItemClient", json=fields)
 
     def create(self, staged: str | None = None) -> str:
         number = f"B-{time.time_ns() % 10**10}-{next(self._numbers)}"
         self._prices[number] = 10.0
-        self._ui("POST", Item=number, Name=f"Benchmark item {number}", Unit="Piece", Group="Bench",
-                 CostPrice=4.0, SalesPrice1=10.0)
+        self._ui("POST", self.collection, Item=number, Name=f"Benchmark item {number}", Unit="Piece",
+                 Group="Bench", CostPrice=4.0, SalesPrice1=10.0)
         return number
 
     def update(self, record: str) -> None:
         self._prices[record] = round(self._prices.get(record, 10.0) + 1.25, 2)
-        self._ui("PUT", Item=record, SalesPrice1=self._prices[record])
+        self._ui("PUT", self.collection, Item=record, SalesPrice1=self._prices[record])
 
     def noop(self, record: str) -> None:
-        self._ui("PUT", Item=record, Weight=round(time.time() % 100, 3))  # not a synced field
-
-    def is_write(self, call: dict[str, Any]) -> bool:
-        return call["method"] in ("POST", "PUT", "DELETE") and "LinkedData" in call["path"]
+        self._ui("PUT", self.collection, Item=record, Weight=round(time.time() % 100, 3))  # not a synced field
 
     def synced(self, record: str) -> bool:
         row = self.stack.catalogue().get(record)
         return row is not None and row["QuotationLineLinkedDataItemPrice"] == self._prices.get(record)
 
     # -- the baseline: the minimum calls, made directly
-    def _clients(self) -> tuple[Any, Any]:
-        from sync.clients.uniconta import UnicontaClient
-        from sync.clients.webcrm import WebcrmClient
-
-        if self._webcrm is None:
-            assert self.stack.webcrm and self.stack.uniconta
-            self._webcrm = WebcrmClient(self.stack.webcrm.url, "sandbox-token")
-            self._webcrm.login()
-            self._uniconta = UnicontaClient(self.stack.uniconta.url, h.COMPANY, "sandbox", "sandbox")
-        return self._webcrm, self._uniconta
-
     def direct(self, case: str, record: str) -> Callable[[], None]:
         from sync.clients.webcrm import sql_literal
         from sync.config import ItemFlow
@@ -163,12 +171,6 @@ class Items(Scenario):
 
         return {"create": create, "update": update}[case]
 
-    def close(self) -> None:
-        for client in (self._webcrm, self._uniconta):
-            if client is not None:
-                client.close()
-        self._webcrm = self._uniconta = None
-
 
 ECHO = Minimum(1, 0, "re-read the record our write changed (the webhook is unsigned and may be stale) and see "
                      "that it equals what we wrote (fingerprint / UpdatedBy): no write")
@@ -178,22 +180,14 @@ class FromWebcrm(Scenario):
     """A webCRM record → a Uniconta record (two-way flows whose records start in webCRM)."""
 
     source, target = "webcrm", "uniconta"
-    collection = ""        # webCRM collection / UI path, e.g. "Organisations"
     id_field = ""          # "OrganisationId"
-    target_word = ""       # what the target's write paths contain, e.g. "Debtor"
     target_entity = ""     # Uniconta entity the baseline writes, e.g. "DebtorClientUser"
     link_field = ""        # the Uniconta user field / property that holds the webCRM id
     back_link = ""         # the webCRM field that holds the Uniconta key
 
     def __init__(self, stack: h.Stack) -> None:
         super().__init__(stack)
-        self._webcrm: Any = None
-        self._uniconta: Any = None
         self._targets: dict[str, dict[str, Any]] = {}
-
-    def _ui(self, method: str, path: str, **fields: Any) -> dict[str, Any]:
-        assert self.stack.webcrm
-        return h.admin(self.stack.webcrm.url, method, f"/ui/{path}", json=fields)
 
     def fields(self, n: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -214,9 +208,6 @@ class FromWebcrm(Scenario):
     def noop(self, record: str) -> None:
         self._ui("PUT", f"{self.collection}/{record}", **self.unsynced(next(self._numbers)))
 
-    def is_write(self, call: dict[str, Any]) -> bool:
-        return call["method"] in ("POST", "PUT", "DELETE") and self.target_word in call["path"]
-
     def target_body(self, source: dict[str, Any], n: int) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -224,17 +215,6 @@ class FromWebcrm(Scenario):
         return {"RowId": row["RowId"]}
 
     # -- the baseline: the minimum calls, made directly
-    def _clients(self) -> tuple[Any, Any]:
-        from sync.clients.uniconta import UnicontaClient
-        from sync.clients.webcrm import WebcrmClient
-
-        if self._webcrm is None:
-            assert self.stack.webcrm and self.stack.uniconta
-            self._webcrm = WebcrmClient(self.stack.webcrm.url, "sandbox-token")
-            self._webcrm.login()
-            self._uniconta = UnicontaClient(self.stack.uniconta.url, h.COMPANY, "sandbox", "sandbox")
-        return self._webcrm, self._uniconta
-
     def direct(self, case: str, record: str) -> Callable[[], None]:
         webcrm, uniconta = self._clients()
 
@@ -252,12 +232,6 @@ class FromWebcrm(Scenario):
 
         return {"create": create, "update": update}[case]
 
-    def close(self) -> None:
-        for client in (self._webcrm, self._uniconta):
-            if client is not None:
-                client.close()
-        self._webcrm = self._uniconta = None
-
 
 CUSTOMER = {"OrganisationType": "Kunde", "OrganisationAddress": "Havnegade 1", "OrganisationPostCode": "8000",
             "OrganisationCity": "Aarhus C", "OrganisationCountry": "Danmark"}
@@ -266,7 +240,7 @@ CUSTOMER = {"OrganisationType": "Kunde", "OrganisationAddress": "Havnegade 1", "
 class Organisations(FromWebcrm):
     """webCRM organisation (a customer) → Uniconta debtor; the debtor number is written back."""
 
-    flow, entity, route = "organisations", "organisation", ("webcrm", "organisation")
+    flow, entity = "organisations", "organisation"
     collection, id_field, target_word = "Organisations", "OrganisationId", "Debtor"
     target_entity, link_field, back_link = "DebtorClientUser", "WebcrmId", "OrganisationExtraCustom1"
     minimum = {
@@ -300,7 +274,7 @@ class Organisations(FromWebcrm):
 class Users(FromWebcrm):
     """webCRM user → Uniconta employee (a sales person); the employee Number is written back."""
 
-    flow, entity, route = "users", "user", ("webcrm", "user")
+    flow, entity = "users", "user"
     collection, id_field, target_word = "Users", "UserId", "Employee"
     target_entity, link_field, back_link = "EmployeeClientUser", "WebcrmUserId", "UserCustom1"
     minimum = {
@@ -345,10 +319,24 @@ def customer(stack: h.Stack, name: str) -> tuple[int, str]:
     return organisation, account
 
 
-class Persons(FromWebcrm):
+class ForCustomer(FromWebcrm):
+    """A flow whose records belong to a customer organisation linked to its debtor (made in `prepare`)."""
+
+    customer_name = ""
+
+    def __init__(self, stack: h.Stack) -> None:
+        super().__init__(stack)
+        self.organisation = 0
+        self.account = ""
+
+    def prepare(self) -> None:
+        self.organisation, self.account = customer(self.stack, self.customer_name)
+
+
+class Persons(ForCustomer):
     """webCRM person on a linked customer organisation → Uniconta debtor contact; the RowId is written back."""
 
-    flow, entity, route = "persons", "person", ("webcrm", "person")
+    flow, entity = "persons", "person"
     collection, id_field, target_word = "Persons", "PersonId", "Contact"
     target_entity, link_field, back_link = "ContactClientUser", "ReferenceId", "PersonCustom1"
     minimum = {
@@ -360,13 +348,7 @@ class Persons(FromWebcrm):
         "echo": ECHO,
     }
 
-    def __init__(self, stack: h.Stack) -> None:
-        super().__init__(stack)
-        self.organisation = 0
-        self.account = ""
-
-    def prepare(self) -> None:
-        self.organisation, self.account = customer(self.stack, "Bench Personer")
+    customer_name = "Bench Personer"
 
     def fields(self, n: int) -> dict[str, Any]:
         tag = f"{time.time_ns() % 10**7}{n}"
@@ -385,10 +367,10 @@ class Persons(FromWebcrm):
         return {**body, "DCType": 1, "DCAccount": self.account} if n else body
 
 
-class Orders(FromWebcrm):
+class Orders(ForCustomer):
     """webCRM delivery with lines, marked ready for the ERP → Uniconta debtor order with lines."""
 
-    flow, entity, route = "orders", "delivery", ("webcrm", "delivery")
+    flow, entity = "orders", "delivery"
     collection, id_field, target_word = "Deliveries", "DeliveryId", "DebtorOrder"
     target_entity, link_field, back_link = "DebtorOrderClientUser", "WebcrmDeliveryId", "DeliveryErpId"
     ITEM = "BENCH-VARE-1"
@@ -405,14 +387,11 @@ class Orders(FromWebcrm):
         "echo": ECHO,
     }
 
-    def __init__(self, stack: h.Stack) -> None:
-        super().__init__(stack)
-        self.organisation = 0
-        self.account = ""
+    customer_name = "Bench Ordre"
 
     def prepare(self) -> None:
         assert self.stack.uniconta
-        self.organisation, self.account = customer(self.stack, "Bench Ordre")
+        super().prepare()
         items = h.admin(self.stack.uniconta.url, "GET", "/state")["tables"].get("InvItem") or {}
         if not any(r.get("Item") == self.ITEM for r in items.values()):
             h.admin(self.stack.uniconta.url, "POST", "/ui/InvItemClient",
@@ -472,7 +451,7 @@ SCENARIOS: tuple[type[Scenario], ...] = (Items, Organisations, Users, Persons, O
 
 def available(only: tuple[str, ...] = ()) -> list[type[Scenario]]:
     """The scenarios whose flow exists in this tree (only those named in `only`, if given)."""
-    return [s for s in SCENARIOS if h.flow_available(*s.route) and (not only or s.flow in only)]
+    return [s for s in SCENARIOS if h.flow_available(s.source, s.entity) and (not only or s.flow in only)]
 
 
 def missing_flows() -> list[str]:

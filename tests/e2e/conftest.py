@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import redis
 
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
-from sync.config import load_settings
+from sync.config import FLOWS, load_settings
 from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer
 from tests.support.procs import Proc
@@ -77,25 +77,43 @@ def settle(stack: Stack, timeout: float = 30.0, rounds: int = 3) -> None:
         wait_for(lambda: quiet(stack), timeout=timeout, interval=0.02, what="queues to drain")
 
 
+@dataclass(frozen=True)
+class StackConfig:
+    """What a module's stack runs. A module that needs other flows or settings overrides the
+    `stack_config` fixture; the `stack` fixture stays the one way to start the receiver and worker."""
+
+    name: str = "e2e"  # of its temporary directory
+    flows: tuple[str, ...] = FLOWS  # of connection CONNECTION
+    extra: str = ""  # TOML after the connections (flow settings)
+    connections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # more connections: name → flows
+
+
 @pytest.fixture(scope="module")
-def stack(webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
+def stack_config() -> StackConfig:
+    return StackConfig()
+
+
+@pytest.fixture(scope="module")
+def stack(stack_config: StackConfig, webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("e2e")
+    tmp = tmp_path_factory.mktemp(stack_config.name)
     url = redis_server.url.rsplit("/", 1)[0] + "/1"  # own database: unit tests flush database 0
-    config = write_config(tmp / "sync.toml", webcrm_url=webcrm_sandbox, uniconta_url=uniconta_sandbox)
+    config = write_config(tmp / "sync.toml", webcrm_url=webcrm_sandbox, uniconta_url=uniconta_sandbox,
+                          flows=stack_config.flows, extra=stack_config.extra, connections=stack_config.connections)
     env = worker_env(config, url)
     receiver = Receiver(env)
     worker = start_worker(env, tmp / "worker.log")
     client = redis.Redis.from_url(url, decode_responses=True)
-    yield Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
-    worker.stop()
-    receiver.stop()
-    client.close()
+    try:
+        yield Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
+    finally:
+        worker.stop()
+        receiver.stop()
+        client.close()
 
 
-@pytest.fixture
-def e2e(stack: Stack) -> Stack:
-    """A clean slate: sandboxes reset, our Redis state gone, hooks pointing at the receiver."""
+def clean_slate(stack: Stack, connection: str = CONNECTION) -> Stack:
+    """Sandboxes reset, our Redis state gone, the hooks of `connection` pointing at the receiver."""
     admin(stack.webcrm_url, "POST", "/reset")
     admin(stack.uniconta_url, "POST", "/reset")
     for table, fields in USER_FIELDS.items():
@@ -103,5 +121,11 @@ def e2e(stack: Stack) -> Stack:
     clean_sync_state(stack.redis)
     settings = load_settings(stack.env)
     with stack.webcrm() as webcrm, stack.uniconta() as uniconta:
-        install_hooks(settings.connections[CONNECTION], webcrm, uniconta, stack.receiver.url)
+        install_hooks(settings.connections[connection], webcrm, uniconta, stack.receiver.url)
     return stack
+
+
+@pytest.fixture
+def e2e(stack: Stack) -> Stack:
+    """A clean slate with the hooks of connection CONNECTION."""
+    return clean_slate(stack)

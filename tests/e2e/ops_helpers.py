@@ -1,37 +1,15 @@
-"""Helpers for the ops e2e tests: a stack with chosen flows, the CLI in-process, sandbox call logs."""
+"""Helpers for the ops e2e tests: the CLI in-process, sandbox call logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from click.testing import CliRunner, Result
 
-from sync.redis_server import RedisServer
 from syncctl.main import main
 from tests.e2e.conftest import Stack
-from tests.support.stack import Receiver, admin, start_worker, worker_env, write_config
-
-
-def make_stack(webcrm_url: str, uniconta_url: str, redis_server: RedisServer, tmp: Path,
-               flows: tuple[str, ...], extra: str = "") -> Iterator[Stack]:
-    """Like the `stack` fixture of tests/e2e/conftest.py, with only `flows` enabled."""
-    url = redis_server.url.rsplit("/", 1)[0] + "/1"  # own database: unit tests flush database 0
-    config = write_config(tmp / "sync.toml", webcrm_url=webcrm_url, uniconta_url=uniconta_url, flows=flows,
-                          extra=extra)
-    env = worker_env(config, url)
-    receiver = Receiver(env)
-    worker = start_worker(env, tmp / "worker.log")
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        yield Stack(webcrm_url, uniconta_url, client, receiver, worker, env, tmp / "worker.log")
-    finally:
-        worker.stop()
-        receiver.stop()
-        client.close()
+from tests.support.stack import admin
 
 
 def syncctl(stack: Stack, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:

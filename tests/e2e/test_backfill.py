@@ -3,29 +3,24 @@ links rebuild after losing Redis, and no duplicates — sandboxes, the CLI and a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from sync.config import load_settings
 from sync.events import Event
 from sync.operations import backfill
 from sync.operations.reconcile import source_for
-from sync.redis_server import RedisServer
 from sync.runtime import Runtime
 from sync.state import keys
-from tests.e2e.conftest import Stack, settle
-from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, syncctl, writes
+from tests.e2e.conftest import Stack, StackConfig, settle
+from tests.e2e.ops_helpers import catalogue_numbers, dict_of, syncctl, writes
 from tests.support.stack import CONNECTION, admin, clean_sync_state, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from make_stack(webcrm_sandbox, uniconta_sandbox, redis_server, tmp_path_factory.mktemp("backfill"),
-                          flows=("items",))
+def stack_config() -> StackConfig:
+    return StackConfig("backfill", flows=("items",))
 
 
 def seed_items(stack: Stack, count: int) -> list[str]:

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from sync.clients.errors import Transient
 from sync.config import load_settings
 from sync.events import Event
 from sync.flows import organisations as flow
-from sync.operations.hooks_setup import install_hooks
-from sync.redis_server import RedisServer
 from sync.runtime import Runtime
 from sync.state import deadletters, journal, waiting
-from tests.e2e.conftest import USER_FIELDS, Stack, settle
+from tests.e2e.conftest import Stack, StackConfig, clean_slate, settle
 from tests.support.stack import (
     CONNECTION,
     TOKEN,
-    Receiver,
     admin,
     clean_sync_state,
-    start_worker,
     wait_for,
-    worker_env,
-    write_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -54,18 +46,6 @@ EXTRA = f"""
 required_fields = ["name", "address", "postcode", "city", "country", "cvr"]
 country_names = {{ "Holland (NL)" = "Netherlands" }}
 {FLOW_SETTINGS}
-[connections.{SECOND}]
-flows = ["organisations"]
-[connections.{SECOND}.webhook]
-tokens = ["{TOKEN}"]
-[connections.{SECOND}.webcrm]
-base_url = "WEBCRM_URL"
-auth_code = "sandbox-token"
-[connections.{SECOND}.uniconta]
-base_url = "UNICONTA_URL"
-company_id = 1234
-username = "sandbox"
-password = "sandbox"
 [connections.{SECOND}.organisations]
 trigger_field = "OrganisationStatus"
 trigger_keywords = ["Kunde", "A-kunde"]
@@ -82,34 +62,15 @@ COMPLETE = {"OrganisationName": "Ærø Æblemost & Søn ApS", "OrganisationAddre
 
 
 @pytest.fixture(scope="module")
-def stack(webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Like the shared stack, with this module's organisation settings and a second connection."""
-    tmp = tmp_path_factory.mktemp("e2e-organisations")
-    url = redis_server.url.rsplit("/", 1)[0] + "/1"
-    extra = EXTRA.replace("WEBCRM_URL", webcrm_sandbox).replace("UNICONTA_URL", uniconta_sandbox)
-    config = write_config(tmp / "sync.toml", webcrm_url=webcrm_sandbox, uniconta_url=uniconta_sandbox, extra=extra)
-    env = worker_env(config, url)
-    receiver = Receiver(env)
-    worker = start_worker(env, tmp / "worker.log")
-    client = redis.Redis.from_url(url, decode_responses=True)
-    yield Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
-    worker.stop()
-    receiver.stop()
-    client.close()
+def stack_config() -> StackConfig:
+    """The shared stack with this module's organisation settings and a second connection."""
+    return StackConfig("e2e-organisations", extra=EXTRA, connections={SECOND: ("organisations",)})
 
 
 @pytest.fixture
 def e2e_status(stack: Stack) -> Stack:
     """A clean slate with the hooks of the second connection (trigger on OrganisationStatus) only."""
-    admin(stack.webcrm_url, "POST", "/reset")
-    admin(stack.uniconta_url, "POST", "/reset")
-    for table, fields in USER_FIELDS.items():
-        admin(stack.uniconta_url, "PUT", f"/userfields/{table}", json=[{"Name": f, "Type": "String"} for f in fields])
-    clean_sync_state(stack.redis)
-    with stack.webcrm() as webcrm, stack.uniconta() as uniconta:
-        install_hooks(load_settings(stack.env).connections[SECOND], webcrm, uniconta, stack.receiver.url)
-    return stack
+    return clean_slate(stack, SECOND)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -13,6 +13,7 @@ from sync.state.links import LinkStore
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
 from tests.e2e.conftest import Stack, settle
+from tests.e2e.pairs import RecordPair, results
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow
@@ -21,46 +22,11 @@ pytestmark = pytest.mark.slow
 # --------------------------------------------------------------------------- helpers
 
 
-def persons(stack: Stack) -> dict[int, dict[str, Any]]:
-    rows = admin(stack.webcrm_url, "GET", "/state")["tables"].get("Persons") or {}
-    return {int(r["PersonId"]): r for r in rows.values()}
-
-
-def contacts(stack: Stack) -> dict[int, dict[str, Any]]:
-    """Contacts by RowId, read from the sandbox's state (no API calls)."""
-    rows = admin(stack.uniconta_url, "GET", "/state")["tables"].get("Contact") or {}
-    return {int(r["RowId"]): {**r, **(r.get("_user") or {})} for r in rows.values()}
-
-
-def contact_of(stack: Stack, pid: int) -> dict[str, Any] | None:
-    linked = [c for c in contacts(stack).values() if str(c.get("ReferenceId") or "") == str(pid)]
-    return linked[0] if len(linked) == 1 else None
-
-
-def person_of(stack: Stack, rowid: int) -> dict[str, Any] | None:
-    linked = [p for p in persons(stack).values() if p["PersonCustom1"] == str(rowid)]
-    return linked[0] if len(linked) == 1 else None
-
-
-def ui_person(stack: Stack, pid: int | None = None, **fields: Any) -> dict[str, Any]:
-    if pid is None:
-        return admin(stack.webcrm_url, "POST", "/ui/Persons", json=fields)
-    return admin(stack.webcrm_url, "PUT", f"/ui/Persons/{pid}", json=fields)
-
-
-def ui_contact(stack: Stack, method: str, **fields: Any) -> dict[str, Any]:
-    return admin(stack.uniconta_url, method, "/ui/Contact", json=fields)
-
-
-def writes(stack: Stack) -> dict[str, int]:
-    """API writes per side to persons/contacts, from the sandboxes' call logs."""
-    def count(url: str, word: str) -> int:
-        calls = admin(url, "GET", "/calls")["calls"]
-        return sum(1 for c in calls if c["method"] in ("POST", "PUT", "DELETE") and word in c["path"]
-                   and "Hooks" not in c["path"])
-    return {"webcrm": count(stack.webcrm_url, "/Persons"), "uniconta": count(stack.uniconta_url, "Contact")}
-
-
+PERSONS = RecordPair("Persons", "PersonId", "Contact", "RowId", link="ReferenceId", back_link="PersonCustom1",
+                     key_type=int, ignore_hooks=True)
+persons, contacts = PERSONS.webcrm_rows, PERSONS.uniconta_rows
+contact_of, person_of = PERSONS.uniconta_of, PERSONS.webcrm_of
+ui_person, ui_contact, writes = PERSONS.ui_webcrm, PERSONS.ui_uniconta, PERSONS.writes
 
 
 def without_organisation_flow(stack: Stack) -> None:
@@ -100,15 +66,8 @@ def linked_organisation(stack: Stack, name: str = "Kunde A/S", account: str = "1
 
 def new_linked_person(stack: Stack, org: int, **fields: Any) -> tuple[int, int]:
     fields.setdefault("PersonLastName", "Person")
-    pid = ui_person(stack, PersonOrganisationId=org, **fields)["PersonId"]
-    contact = wait_for(lambda: contact_of(stack, pid), what="contact for the new person")
-    wait_for(lambda: persons(stack)[pid]["PersonCustom1"] == str(contact["RowId"]), what="link on the person")
-    settle(stack)
+    pid, contact = PERSONS.new_linked(stack, PersonOrganisationId=org, **fields)
     return pid, int(contact["RowId"])
-
-
-def results(stack: Stack, entity: str, record: str | int) -> list[dict[str, Any]]:
-    return [e for e in journal.entries(stack.redis, CONNECTION, entity, str(record)) if e["kind"] == "done"]
 
 
 # --------------------------------------------------------------------------- tests

@@ -3,28 +3,22 @@ reconciliation period (the sweep task run by the real worker, or `syncctl reconc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from sync.config import load_settings
-from sync.redis_server import RedisServer
 from sync.state import journal
 from tasks.celery_app import make_celery
 from tasks.queues import RECONCILE_SWEEP
-from tests.e2e.conftest import Stack, settle
-from tests.e2e.ops_helpers import catalogue_numbers, dict_of, make_stack, syncctl
+from tests.e2e.conftest import Stack, StackConfig, settle
+from tests.e2e.ops_helpers import catalogue_numbers, dict_of, syncctl
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(webcrm_sandbox: str, uniconta_sandbox: str, redis_server: RedisServer,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    flows = ("items", "organisations")
-    yield from make_stack(webcrm_sandbox, uniconta_sandbox, redis_server, tmp_path_factory.mktemp("reconcile"),
-                          flows=flows)
+def stack_config() -> StackConfig:
+    return StackConfig("reconcile", flows=("items", "organisations"))
 
 
 def drop_webhooks(stack: Stack) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ from sync.state import intake, journal, review
 from tasks.celery_app import make_celery
 from tasks.dispatch import enqueuer
 from tests.e2e.conftest import Stack, settle
+from tests.e2e.pairs import RecordPair, results
 from tests.support.stack import CONNECTION, admin, wait_for
 
 pytestmark = pytest.mark.slow
@@ -23,40 +23,10 @@ pytestmark = pytest.mark.slow
 # --------------------------------------------------------------------------- helpers
 
 
-def users(stack: Stack) -> dict[int, dict[str, Any]]:
-    rows = admin(stack.webcrm_url, "GET", "/state")["tables"].get("Users") or {}
-    return {int(r["UserId"]): r for r in rows.values()}
-
-
-def employees(stack: Stack) -> dict[str, dict[str, Any]]:
-    """Employees by Number, user fields included, read from the sandbox's state (no API calls)."""
-    rows = admin(stack.uniconta_url, "GET", "/state")["tables"].get("Employee") or {}
-    return {r["Number"]: {**r, **(r.get("_user") or {})} for r in rows.values()}
-
-
-def employee_of(stack: Stack, uid: int) -> dict[str, Any] | None:
-    linked = [e for e in employees(stack).values() if str(e.get("WebcrmUserId") or "") == str(uid)]
-    return linked[0] if len(linked) == 1 else None
-
-
-def ui_user(stack: Stack, uid: int | None = None, **fields: Any) -> dict[str, Any]:
-    if uid is None:
-        return admin(stack.webcrm_url, "POST", "/ui/Users", json=fields)
-    return admin(stack.webcrm_url, "PUT", f"/ui/Users/{uid}", json=fields)
-
-
-def ui_employee(stack: Stack, method: str, **fields: Any) -> dict[str, Any]:
-    return admin(stack.uniconta_url, method, "/ui/Employee", json=fields)
-
-
-def writes(stack: Stack) -> dict[str, int]:
-    """API writes per side to users/employees, from the sandboxes' call logs."""
-    def count(url: str, word: str) -> int:
-        calls = admin(url, "GET", "/calls")["calls"]
-        return sum(1 for c in calls if c["method"] in ("POST", "PUT", "DELETE") and word in c["path"])
-    return {"webcrm": count(stack.webcrm_url, "/Users"), "uniconta": count(stack.uniconta_url, "Employee")}
-
-
+USERS = RecordPair("Users", "UserId", "Employee", "Number", link="WebcrmUserId", back_link="UserCustom1")
+users, employees, employee_of = USERS.webcrm_rows, USERS.uniconta_rows, USERS.uniconta_of
+ui_user, ui_employee, writes = USERS.ui_webcrm, USERS.ui_uniconta, USERS.writes
+new_linked_user = USERS.new_linked
 
 
 def enqueue_reconcile(stack: Stack, since: datetime) -> int:
@@ -69,18 +39,6 @@ def enqueue_reconcile(stack: Stack, since: datetime) -> int:
     for event in events:
         intake.accept(stack.redis, event, enqueue)
     return len(events)
-
-
-def results(stack: Stack, entity: str, record: str | int) -> list[dict[str, Any]]:
-    return [e for e in journal.entries(stack.redis, CONNECTION, entity, str(record)) if e["kind"] == "done"]
-
-
-def new_linked_user(stack: Stack, **fields: Any) -> tuple[int, dict[str, Any]]:
-    uid = ui_user(stack, **fields)["UserId"]
-    employee = wait_for(lambda: employee_of(stack, uid), what="employee for the new user")
-    wait_for(lambda: users(stack)[uid]["UserCustom1"] == employee["Number"], what="link on the user")
-    settle(stack)
-    return uid, employee
 
 
 # --------------------------------------------------------------------------- tests

@@ -5,9 +5,8 @@ so it can be killed and restarted on the same data directory and port), its own 
 with state files (so they can be stopped and started again from their state on the same port), the
 real receiver over HTTP and a real Celery worker process that can be killed.
 
-Copied ideas (to merge later): `tests/support/stack.py::write_config` (this one sets the webCRM rate
-limit and the worker's time limits), `tests/support/procs.start_sandbox` (this one passes CLI options
-and reuses a port).
+Copied idea (to merge later): `tests/support/procs.start_sandbox` (this one passes CLI options and
+reuses a port).
 """
 
 from __future__ import annotations
@@ -29,7 +28,15 @@ from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer, free_port
 from sync.state import deadletters
 from tests.support.procs import Proc
-from tests.support.stack import CONNECTION, TOKEN, Receiver, admin, clean_sync_state, start_worker, wait_for
+from tests.support.stack import (
+    CONNECTION,
+    Receiver,
+    admin,
+    clean_sync_state,
+    start_worker,
+    wait_for,
+    write_config,
+)
 
 NUMBER = "QuotationLineLinkedDataItemData1"
 QUEUES = ("webhooks", "sync", "reconcile", "backfill")
@@ -37,26 +44,6 @@ QUEUES = ("webhooks", "sync", "reconcile", "backfill")
 # not trip the time limit. The broker's visibility timeout follows (2 × 2 + 10 + 60 = 74 s).
 WORKER_TUNING = {"SYNC_RETRY_BASE_SECONDS": "0.2", "SYNC_RETRY_MAX_SECONDS": "2", "SYNC_TASK_TIME_LIMIT": "10",
                  "SYNC_RETRY_WINDOW_SECONDS": "120", "SYNC_MAX_ATTEMPTS": "100", "LOG_LEVEL": "INFO"}
-
-
-def write_config(path: Path, *, webcrm_url: str, uniconta_url: str) -> Path:
-    path.write_text(f"""
-[connections.{CONNECTION}]
-flows = ["items"]
-[connections.{CONNECTION}.webhook]
-tokens = ["{TOKEN}"]
-[connections.{CONNECTION}.webcrm]
-base_url = "{webcrm_url}"
-auth_code = "sandbox-token"
-rate_limit_per_minute = 0
-[connections.{CONNECTION}.uniconta]
-base_url = "{uniconta_url}"
-company_id = 1234
-username = "sandbox"
-password = "sandbox"
-daily_call_budget = 0
-""", encoding="utf-8")
-    return path
 
 
 def start_sandbox(name: str, workdir: Path, port: int, options: list[str]) -> Proc:
@@ -186,7 +173,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     options = {"webcrm": ["--rate-limit", "0"], "uniconta": ["--daily-budget", "0"]}
     webcrm = start_sandbox("webcrm", tmp, free_port(), options["webcrm"])
     uniconta = start_sandbox("uniconta", tmp, free_port(), options["uniconta"])
-    config = write_config(tmp / "sync.toml", webcrm_url=webcrm.url, uniconta_url=uniconta.url)
+    config = write_config(tmp / "sync.toml", webcrm_url=webcrm.url, uniconta_url=uniconta.url, flows=("items",),
+                          webcrm={"rate_limit_per_minute": 0}, uniconta={"daily_call_budget": 0})
     env = {"SYNC_CONFIG": str(config), "REDIS_URL": server.url, **WORKER_TUNING}
     receiver = Receiver(env)
     client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)

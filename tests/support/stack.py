@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 import requests
 
-from sync.config import load_settings
+from sync.config import FLOWS, load_settings
 from sync.redis_server import free_port
 from tests.support.http import LiveServer
 from tests.support.procs import Proc
@@ -21,25 +22,44 @@ TOKEN = "e2e-token"
 CONNECTION = "t1"
 
 
-def write_config(path: Path, *, webcrm_url: str, uniconta_url: str, flows: tuple[str, ...] = (
-        "organisations", "items", "orders", "users", "persons"), extra: str = "") -> Path:
-    """A connections file for the sandboxes on their test ports."""
-    path.write_text(f"""
-[connections.{CONNECTION}]
-flows = {list(flows)!r}
-[connections.{CONNECTION}.webhook]
+def write_config(path: Path, *, webcrm_url: str, uniconta_url: str, flows: Sequence[str] = FLOWS, extra: str = "",
+                 webcrm: Mapping[str, object] | None = None, uniconta: Mapping[str, object] | None = None,
+                 connections: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """A connections file for the sandboxes on their test ports: connection CONNECTION with `flows`, then
+    the further `connections` (name → flows) on the same sandboxes, then `extra` (flow settings).
+    `webcrm` / `uniconta` are further settings of every connection's client sections."""
+    blocks = [_connection(name, names, webcrm_url=webcrm_url, uniconta_url=uniconta_url, webcrm=webcrm or {},
+                          uniconta=uniconta or {})
+              for name, names in {CONNECTION: flows, **(connections or {})}.items()]
+    path.write_text("".join(blocks) + extra + "\n", encoding="utf-8")
+    return path
+
+
+def _connection(name: str, flows: Sequence[str], *, webcrm_url: str, uniconta_url: str,
+                webcrm: Mapping[str, object], uniconta: Mapping[str, object]) -> str:
+    return f"""
+[connections.{name}]
+flows = {_toml(list(flows))}
+[connections.{name}.webhook]
 tokens = ["{TOKEN}"]
-[connections.{CONNECTION}.webcrm]
+[connections.{name}.webcrm]
 base_url = "{webcrm_url}"
 auth_code = "sandbox-token"
-[connections.{CONNECTION}.uniconta]
+{_settings(webcrm)}[connections.{name}.uniconta]
 base_url = "{uniconta_url}"
 company_id = 1234
 username = "sandbox"
 password = "sandbox"
-{extra}
-""".replace("'", '"'), encoding="utf-8")
-    return path
+{_settings(uniconta)}"""
+
+
+def _settings(values: Mapping[str, object]) -> str:
+    return "".join(f"{key} = {_toml(value)}\n" for key, value in values.items())
+
+
+def _toml(value: object) -> str:
+    """A TOML value for a string, number, boolean or a list of them (JSON spells these as TOML does)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def worker_env(config: Path, redis_url: str, **extra: str) -> dict[str, str]:

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("daily-budget", "calls per user per day before every call is slowed; 0 = off", "5000")
     option("slowdown", "seconds added per call for each budget exceeded", "1.0")
     option("odata-page-size", "OData rows per page before @odata.nextLink", "100")
+    option("odata-max-page-size", "most rows per OData page a Prefer: odata.maxpagesize=N request gets", "1000")
+    option("odata-max-or", "most values joined with 'or' in one OData $filter; 0 = no limit", "40")
     option("omit-nulls", "leave null properties out of responses (true/false)", "true")
     option("user-fields", "user-defined fields at start/reset, e.g. Debtor:WebcrmId,Employee:WebcrmUserId:String",
            "none")

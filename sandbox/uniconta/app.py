@@ -11,6 +11,9 @@ Options (each also an environment variable, read when the option is not given):
   daily_budget      UNICONTA_SANDBOX_DAILY_BUDGET    calls per user per day before slowing (5000; 0 = off)
   slowdown          UNICONTA_SANDBOX_SLOWDOWN        seconds per call per budget exceeded (1.0)
   odata_page_size   UNICONTA_SANDBOX_ODATA_PAGE_SIZE rows per OData page before @odata.nextLink (100)
+  odata_max_page_size UNICONTA_SANDBOX_ODATA_MAX_PAGE_SIZE most rows a `Prefer: odata.maxpagesize=N`
+                                                     request gets per page (1000)
+  odata_max_or      UNICONTA_SANDBOX_ODATA_MAX_OR    most `or`-joined values in one $filter (40; 0 = no limit)
   omit_nulls        UNICONTA_SANDBOX_OMIT_NULLS      leave null properties out of responses (true)
   user_fields       UNICONTA_SANDBOX_USER_FIELDS     default user-defined fields,
                                                      "Debtor:WebcrmId,DebtorOrder:WebcrmDeliveryId:String"
@@ -75,6 +78,8 @@ class Options:
         self.daily_budget = _int("daily_budget", pick("daily_budget", 5000), low=0)
         self.slowdown = _float("slowdown", pick("slowdown", 1.0))
         self.odata_page_size = _int("odata_page_size", pick("odata_page_size", 100), low=1)
+        self.odata_max_page_size = _int("odata_max_page_size", pick("odata_max_page_size", 1000), low=1)
+        self.odata_max_or = _int("odata_max_or", pick("odata_max_or", 40), low=0)
         self.omit_nulls = _bool("omit_nulls", pick("omit_nulls", True))
         self.user_fields = _user_field_spec(str(pick("user_fields", "")))
         self.webhook_timeout = _float("webhook_timeout", pick("webhook_timeout", 10.0))
@@ -147,7 +152,8 @@ class Uniconta:
         self.store = Store(options.state_file)
         self.accounts = Accounts(options.company, {options.user: options.password, **options.users})
         self.company = Company(self.store, options.company)
-        self.quirks = Quirks(self.store, odata_page_size=options.odata_page_size, omit_nulls=options.omit_nulls)
+        self.quirks = Quirks(self.store, odata_page_size=options.odata_page_size, omit_nulls=options.omit_nulls,
+                             odata_max_or=options.odata_max_or, odata_max_page_size=options.odata_max_page_size)
         self.budget = Budget(self.store, budget=options.daily_budget, slowdown=options.slowdown)
         self.sandbox = Sandbox(app, name="uniconta", store=self.store, reset=self.reset_defaults,
                                seeders=make_seeders(self.company), fault_response=fault_response,
@@ -260,6 +266,23 @@ def _match_value(prop_type: str, text: str, name: str) -> Any:
     if parsed is None:
         raise bad()
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _max_page_size_preference(headers: list[str]) -> int | None:
+    """N of `Prefer: odata.maxpagesize=N` (OData 4.01 also allows plain `maxpagesize`), else None.
+
+    Preferences are comma-separated, names case-insensitive; a value that is not a positive integer
+    is ignored, as HTTP (RFC 7240) lets a server ignore a preference it does not understand.
+    """
+    for header in headers:
+        for preference in header.split(","):
+            name, _, value = preference.partition("=")
+            if name.strip().lower() not in ("odata.maxpagesize", "maxpagesize"):
+                continue
+            text = value.split(";", 1)[0].strip().strip('"')
+            if text.isdigit() and 0 < int(text) <= 10**9:
+                return int(text)
+    return None
 
 
 def create_app(**options: Any) -> Flask:
@@ -394,7 +417,7 @@ def create_app(**options: Any) -> Flask:
 
                 rows = company.all(table)
                 if "$filter" in args:
-                    predicate = odata.parse_filter(args["$filter"], resolve, entity)
+                    predicate = odata.parse_filter(args["$filter"], resolve, entity, max_or=quirks["odata_max_or"])
                     rows = [r for r in rows if predicate(r)]
                 if "$orderby" in args:
                     rows = odata.sort_records(rows, odata.parse_orderby(args["$orderby"], resolve, entity))
@@ -409,6 +432,9 @@ def create_app(**options: Any) -> Flask:
                 if top is not None:
                     remaining = remaining[:top]
                 page_size = quirks["odata_page_size"]
+                preferred = _max_page_size_preference(request.headers.getlist("Prefer"))
+                if preferred is not None:
+                    page_size = min(preferred, quirks["odata_max_page_size"])
                 page = remaining[:page_size]
                 omit = quirks["omit_nulls"] and as_json
                 out = [company.output(table, r, user=user, omit_nulls=omit) for r in page]
@@ -424,6 +450,8 @@ def create_app(**options: Any) -> Flask:
             if top is not None:
                 params.append(("$top", str(top - page_size)))
             next_link = f"{request.base_url}?{urlencode(params)}"
+        # OData: a service that applies a preference says so (with the page size it used)
+        applied = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred is not None else {}
         if as_json:
             body: dict[str, Any] = {"@odata.context": f"{odata_base(company_id)}$metadata#{table.entity}"
                                     + ("User" if user else "")}
@@ -432,10 +460,12 @@ def create_app(**options: Any) -> Flask:
             body["value"] = out
             if next_link:
                 body["@odata.nextLink"] = next_link
-            return jsonify(body)
+            response = jsonify(body)
+            response.headers.update(applied)
+            return response
         xml = odata.atom_feed(entity, odata_base(company_id), out, types, next_link,
                               total if count_flag == "true" else None)
-        return Response(xml, content_type="application/atom+xml; charset=utf-8")
+        return Response(xml, content_type="application/atom+xml; charset=utf-8", headers=applied)
 
     def company_of(segment: str) -> int:
         if not segment.isdigit() or len(segment) > 12:

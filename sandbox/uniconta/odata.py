@@ -9,6 +9,10 @@ property with a number ...) raises ODataError, answered as 400 with its message.
 
 Property names are case-sensitive, as in OData. Strings compare ordinally (case-sensitive); dates
 compare as instants (naive = UTC); `null` only with eq/ne; a null value is never gt/ge/lt/le anything.
+
+"At most 40 OR values per server-side filter" (reference §1a/§4, conf. M: rmja/unicontarest
+QueryController.cs): `parse_filter(..., max_or=40)` counts the comparisons that take part in an `or`
+(in every `or` of the filter together, the strict reading) and refuses more with ODataError.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from sandbox.uniconta.entities import Prop, parse_datetime
 Getter = Callable[[dict], Any]
 Resolver = Callable[[str], tuple[Prop, Getter] | None]
 Predicate = Callable[[dict], bool]
+
+
+@dataclass
+class _Expr:
+    pred: Predicate
+    props: set[str]
+    leaves: int       # comparisons in the expression
+    or_values: int    # of those, the ones that are operands of an `or` (directly or nested)
 
 OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le")
 _TOKEN = re.compile(r"""
@@ -123,38 +135,40 @@ class _FilterParser:
             return True
         return False
 
-    def parse(self) -> tuple[Predicate, set[str]]:
+    def parse(self) -> _Expr:
         if not self.tokens:
             raise ODataError("$filter: empty expression")
-        pred, props = self.parse_or()
+        expr = self.parse_or()
         tok = self.peek()
         if tok is not None:
             raise ODataError(f"$filter: unexpected {tok.text!r} at position {tok.pos}")
-        return pred, props
+        return expr
 
-    def parse_or(self) -> tuple[Predicate, set[str]]:
+    def parse_or(self) -> _Expr:
         parts = [self.parse_and()]
         while self.keyword("or"):
             parts.append(self.parse_and())
         if len(parts) == 1:
             return parts[0]
-        props = set().union(*(p[1] for p in parts))
+        props = set().union(*(p.props for p in parts))
         if len(props) > 1:
             raise ODataError("$filter: 'or' is only supported between values of the same property "
                              f"(got {', '.join(sorted(props))})")
-        preds = [p[0] for p in parts]
-        return (lambda rec: any(p(rec) for p in preds)), props
+        preds = [p.pred for p in parts]
+        leaves = sum(p.leaves for p in parts)
+        return _Expr(lambda rec: any(p(rec) for p in preds), props, leaves, leaves)
 
-    def parse_and(self) -> tuple[Predicate, set[str]]:
+    def parse_and(self) -> _Expr:
         parts = [self.parse_primary()]
         while self.keyword("and"):
             parts.append(self.parse_primary())
         if len(parts) == 1:
             return parts[0]
-        preds = [p[0] for p in parts]
-        return (lambda rec: all(p(rec) for p in preds)), set().union(*(p[1] for p in parts))
+        preds = [p.pred for p in parts]
+        return _Expr(lambda rec: all(p(rec) for p in preds), set().union(*(p.props for p in parts)),
+                     sum(p.leaves for p in parts), sum(p.or_values for p in parts))
 
-    def parse_primary(self) -> tuple[Predicate, set[str]]:
+    def parse_primary(self) -> _Expr:
         tok = self.take()
         if tok.kind == "lparen":
             inner = self.parse_or()
@@ -185,7 +199,7 @@ class _FilterParser:
         if lit_tok.kind != "literal":
             raise ODataError(f"$filter: expected a literal after '{tok.text} {op}' at position {lit_tok.pos}, "
                              f"got {lit_tok.text!r}")
-        return _comparison(prop, getter, op, lit_tok.value), {prop.name}
+        return _Expr(_comparison(prop, getter, op, lit_tok.value), {prop.name}, 1, 0)
 
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
@@ -245,10 +259,16 @@ def _comparison(prop: Prop, getter: Getter, op: str, lit: _Literal) -> Predicate
     raise ODataError(f"$filter: {name} cannot be filtered")  # pragma: no cover
 
 
-def parse_filter(text: str, resolve: Resolver, entity: str) -> Predicate:
-    """Compile a `$filter` expression into a predicate over stored records."""
-    pred, _ = _FilterParser(text, resolve, entity).parse()
-    return pred
+def parse_filter(text: str, resolve: Resolver, entity: str, *, max_or: int = 0) -> Predicate:
+    """Compile a `$filter` expression into a predicate over stored records.
+
+    `max_or` > 0 refuses a filter with more comparisons joined by `or` than that.
+    """
+    expr = _FilterParser(text, resolve, entity).parse()
+    if max_or and expr.or_values > max_or:
+        raise ODataError(f"$filter: {expr.or_values} values are joined with 'or'; at most {max_or} OR values "
+                         "are allowed in one filter")
+    return expr.pred
 
 
 def parse_orderby(text: str, resolve: Resolver, entity: str) -> list[tuple[Prop, Getter, bool]]:

@@ -17,7 +17,8 @@ _WORD = re.compile(r"^[A-Za-z]{1,20}$")
 
 
 class Quirks:
-    def __init__(self, store: Store, *, odata_page_size: int = 100, omit_nulls: bool = True) -> None:
+    def __init__(self, store: Store, *, odata_page_size: int = 100, omit_nulls: bool = True,
+                 odata_max_or: int = 40, odata_max_page_size: int = 1000) -> None:
         self.store = store
         self.defaults: dict[str, Any] = {
             # Change URL: the two receivers in public code read `Action` with add/update/delete; the
@@ -26,6 +27,11 @@ class Quirks:
             "webhook_action_values": "add/update/delete",
             # OData page size before @odata.nextLink (the real one is not documented, §6.8).
             "odata_page_size": odata_page_size,
+            # The most a `Prefer: odata.maxpagesize=N` request may ask for (OData's standard page-size
+            # preference; whether Uniconta honours it is not documented, §6.8).
+            "odata_max_page_size": odata_max_page_size,
+            # "At most 40 OR values per server-side filter" (§1a/§4, conf. M); 0 = no limit.
+            "odata_max_or": odata_max_or,
             # Insert/Update/Delete answer 200 with the record(s) ("record") or 204 without a body
             # ("empty"): one public client handles both for Insert (reference §1b).
             "write_response": "record",
@@ -84,6 +90,14 @@ def _check(name: str, value: Any) -> Any:
     if name == "odata_page_size":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
             raise ValueError("odata_page_size: must be an integer from 1 to 100000")
+        return value
+    if name == "odata_max_page_size":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+            raise ValueError("odata_max_page_size: must be an integer from 1 to 100000")
+        return value
+    if name == "odata_max_or":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100_000:
+            raise ValueError("odata_max_or: must be an integer from 0 (no limit) to 100000")
         return value
     if name == "write_response":
         if value not in ("record", "empty"):

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", default=env(f"{ENV}SEED") or None,
                         help="seed a fresh sandbox at start, e.g. Organisations=200,LinkedData=50,Deliveries=20 "
                              f"(env {ENV}SEED)")
+    parser.add_argument("--patch-max-items", default=env(f"{ENV}PATCH_MAX_ITEMS") or None,
+                        help="most items one collection PATCH (bulk upsert) accepts, 1..100000 "
+                             f"(env {ENV}PATCH_MAX_ITEMS, default 1000)")
     parser.add_argument("--hook-timeout", type=float, default=float(env(f"{ENV}HOOK_TIMEOUT") or 10.0),
                         help=f"seconds an outgoing hook call may take (env {ENV}HOOK_TIMEOUT, default 10)")
 

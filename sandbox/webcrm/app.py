@@ -37,7 +37,7 @@ from sandbox.webcrm.hooks import Hooks
 from sandbox.webcrm.queries import QueryError, TableDef, parse, run
 from sandbox.webcrm.ratelimit import RollingWindowLimiter
 from sandbox.webcrm.seed import SEEDERS, seed_defaults
-from sandbox.webcrm.settings import META_KEY, Options, default_settings
+from sandbox.webcrm.settings import META_KEY, QUIRKS, Options, default_settings, fill_quirks
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ class WebcrmSandbox:
                 current = meta.get(META_KEY)
                 if not isinstance(current, dict):
                     current = meta[META_KEY] = default_settings(self.options)
+        if len(current.get("quirks") or ()) < len(QUIRKS):  # a state saved before some quirk existed
+            with self.store.lock:
+                fill_quirks(current, self.options)
         return current
 
     def quirk(self, name: str) -> Any:
@@ -234,9 +237,10 @@ def path_date(name: str, raw: str) -> str:
 # -- the app ------------------------------------------------------------------------------------
 def create_app(*, state_file: str | None = None, auth_codes: str | dict | None = None,
                token_lifetime: int | str | None = None, rate_limit: int | str | None = None,
-               seed: str | None = None, hook_timeout: float | None = None) -> Flask:
+               seed: str | None = None, hook_timeout: float | None = None,
+               patch_max_items: int | str | None = None) -> Flask:
     """A webCRM sandbox app. Options fall back to WEBCRM_SANDBOX_* environment variables."""
-    options = Options.build(auth_codes, token_lifetime, rate_limit)
+    options = Options.build(auth_codes, token_lifetime, rate_limit, patch_max_items)
     app = Flask("sandbox.webcrm", static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -270,9 +274,6 @@ def _error_handlers(app: Flask) -> None:
         status = exc.code or 500
         if status == 404:
             text = f"No HTTP resource was found that matches the request URI '{request.path}'."
-        elif status == 405 and request.method == "PATCH":
-            text = ("The sandbox does not simulate PATCH (bulk upsert): its result format is "
-                    "unconfirmed. Use POST/PUT per record.")
         elif status == 405:
             text = f"The requested resource does not support http method '{request.method}'."
         else:
@@ -469,12 +470,17 @@ def _routes(app: Flask, wc: WebcrmSandbox) -> None:
             matched, columns = run(query, tdef, crm.rows(e))
             records = page_of(matched, page, size)
         nulls = bool(wc.quirk("empty_strings_as_null"))
+        linked_row = wc.quirk("linked_data_query_row") if e is LINKED_DATA else "dto"
         rows = []
         for rec in records:
             full = render(rec, e.dto, null_strings=nulls)
-            if e is LINKED_DATA:
-                full = {**{alias: full[key] for alias, key in LINKED_DATA_ALIASES.items()}, **full}
-            rows.append(full if columns is None else {name: full[key] for name, key in columns})
+            if columns is not None:
+                rows.append({name: full[key] for name, key in columns})
+            elif linked_row == "dto":
+                rows.append(full)
+            else:  # S4 reads LinkedDataItemDto names from these rows
+                aliases = {alias: full[key] for alias, key in LINKED_DATA_ALIASES.items()}
+                rows.append(aliases if linked_row == "linked_data_item" else {**aliases, **full})
         return json_response(rows)
 
 
@@ -521,11 +527,47 @@ def _entity_routes(app: Flask, wc: WebcrmSandbox, e: EntityDef, out: Callable, l
             crm.delete(e, check_id(id), by=wc.user())
         return empty_ok()
 
+    def patch_view() -> Response:
+        """Bulk upsert: "Updates or inserts submitted X. Returns assigned ids for inserted X and error
+        messages if insert/update fails." -> string[] [D S3]. Item by item as PUT/POST (Crm.upsert);
+        a failed item does not stop the others. The answer's shape is the quirk `patch_result`."""
+        body = body_json()
+        if not isinstance(body, list):
+            raise ApiError(400, f"The request body must be a JSON array of {e.write_dto.name}.")
+        limit = int(wc.quirk("patch_max_items"))
+        if len(body) > limit:
+            raise ApiError(400, f"The request has {len(body)} items; at most {limit} {e.plural} "
+                                f"can be sent in one PATCH.")
+        results: list[tuple[bool | None, str]] = []  # (inserted; None = failed, the answer string)
+        with lock:
+            for item in body:
+                if not isinstance(item, dict):
+                    results.append((None, f"The item must be a JSON object ({e.write_dto.name})."))
+                    continue
+                try:
+                    inserted, record = crm.upsert(e, item, by=wc.user())
+                except ApiError as exc:
+                    results.append((None, exc.message))
+                except DtoError as exc:
+                    results.append((None, str(exc)))
+                else:
+                    results.append((inserted, str(record[e.id_field])))
+        mode = wc.quirk("patch_result")
+        if mode == "no_content":
+            return Response(status=204)
+        if mode == "empty":
+            return empty_ok()
+        if mode == "inserted_ids_only":
+            return json_response([text for inserted, text in results if inserted is not False])
+        return json_response([text for _, text in results])
+
     name = e.table
     app.add_url_rule(base, f"{name}_list", list_view, methods=["GET"])
     app.add_url_rule(base, f"{name}_post", post_view, methods=["POST"])
     app.add_url_rule(f"{base}/<int:id>", f"{name}_get", get_view, methods=["GET"])
     app.add_url_rule(f"{base}/<int:id>", f"{name}_put", put_view, methods=["PUT"])
+    if e.api_patch:
+        app.add_url_rule(base, f"{name}_patch", patch_view, methods=["PATCH"])
     if e.api_delete:
         app.add_url_rule(f"{base}/<int:id>", f"{name}_delete", delete_view, methods=["DELETE"])
     if e is LINKED_DATA:

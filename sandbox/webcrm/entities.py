@@ -39,17 +39,18 @@ class EntityDef:
     audit_prefix: str      # "<prefix>CreatedAt" ... ; "" = no audit fields (catalogue items)
     api_delete: bool       # DELETE exists in the real API [D S3]
     hook_dto: Dto | None   # HookDto of /<plural>/Hooks, None = no hooks
+    api_patch: bool        # the collection PATCH (bulk upsert) exists in the real API [D S3]
 
     def key(self, ident: int) -> str:
         return str(ident)
 
 
 def _entity(plural, table, singular, dto, id_field, *, write_dto=None, sequence=None, audit=True,
-            api_delete=False, hooks=True) -> EntityDef:
+            api_delete=False, hooks=True, api_patch=True) -> EntityDef:
     return EntityDef(
         plural=plural, table=table, singular=singular, dto=DTOS[dto], write_dto=DTOS[write_dto or dto],
         id_field=id_field, sequence=sequence or table, audit_prefix=singular if audit else "",
-        api_delete=api_delete, hook_dto=DTOS[f"{singular}HookDto"] if hooks else None,
+        api_delete=api_delete, hook_dto=DTOS[f"{singular}HookDto"] if hooks else None, api_patch=api_patch,
     )
 
 
@@ -64,7 +65,8 @@ OPPORTUNITIES = _entity("Opportunities", "Opportunities", "Opportunity", "Opport
 QUOTATION_LINES = _entity("QuotationLines", "QuotationLines", "QuotationLine", "QuotationLineDto", "QuotationLineId",
                           write_dto="QuotationLineUpdateDto", api_delete=True)
 LINKED_DATA = _entity("QuotationLines/LinkedData", "LinkedData", "LinkedData", "QuotationLineLinkedDataItemDto",
-                      "QuotationLineLinkedDataItemId", audit=False, api_delete=True, hooks=False)
+                      "QuotationLineLinkedDataItemId", audit=False, api_delete=True, hooks=False,
+                      api_patch=False)  # the Swagger has no PATCH /QuotationLines/LinkedData
 
 ENTITIES: dict[str, EntityDef] = {e.table: e for e in (
     ORGANISATIONS, PERSONS, USERS, DELIVERIES, OPPORTUNITIES, QUOTATION_LINES, LINKED_DATA)}
@@ -158,6 +160,19 @@ class Crm:
         record = e.dto.defaults()
         record.update({k: v for k, v in values.items() if k in record})
         return self._store_update(e, old, record, values, by=by, can_move=False)
+
+    def upsert(self, e: EntityDef, body: Any, *, by: str) -> tuple[bool, dict]:
+        """One item of a collection PATCH: `(inserted, record)`.
+
+        The strict reading of "Updates or inserts submitted X" [D S3, semantics U]: an id > 0
+        updates that record exactly as PUT does (full replacement; an unknown id is a 404 error),
+        an id of 0 or none inserts exactly as POST does. Errors raise as they would there.
+        """
+        values = e.write_dto.parse(body)
+        ident = values.get(e.id_field, 0)
+        if ident > 0:
+            return False, self.replace(e, check_id(ident), body, by=by)
+        return True, self.create(e, body, by=by)
 
     def merge(self, e: EntityDef, ident: int, body: Any, *, by: str) -> dict:
         """A "UI" edit: only the given fields change."""

@@ -7,6 +7,8 @@
     fields          FieldsMetadata: {EntityType: {Property: {Id, Label, DisplayType, ...}}}
     linked_setup    {"1": "Varenummer", ...}: the enabled catalogue Data fields and their labels
     inactive_users  [UserId, ...] left out of /Users/AllActive
+
+A state saved before a quirk existed gets that quirk's default when it is loaded (`fill_quirks`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ DEFAULT_AUTH_CODES = {"sandbox-token": "Integration"}
 DEFAULT_TOKEN_LIFETIME = 3600
 DEFAULT_RATE_LIMIT = 250
 DEFAULT_UI_USER = "Anna Jensen"
+DEFAULT_PATCH_MAX_ITEMS = 1000
+MAX_PATCH_MAX_ITEMS = 100_000
+PATCH_RESULTS = ("strict", "inserted_ids_only", "empty", "no_content")
+LINKED_DATA_QUERY_ROWS = ("both", "dto", "linked_data_item")
 
 # name -> (default, allowed values or a type)
 QUIRKS: dict[str, tuple[Any, Any]] = {
@@ -41,6 +47,20 @@ QUIRKS: dict[str, tuple[Any, Any]] = {
     "timestamp_offset_minutes": (0, int),
     # RetryAfterSeconds / Retry-After of a 429 injected through the faults API.
     "injected_retry_after": (1, int),
+    # What the collection PATCH (bulk upsert) answers; the Swagger says only "string[]: assigned ids
+    # for inserted X and error messages" [D S3], the mapping to the items is unconfirmed [U].
+    # strict = one string per item in input order (the id, or the error message);
+    # inserted_ids_only = the ids of inserted items and the error messages, nothing for updates;
+    # empty = 200 without a body; no_content = 204.
+    "patch_result": ("strict", PATCH_RESULTS),
+    # Most items one PATCH accepts (more: 400). Unknown for the real API [U]; the default mirrors the
+    # maximum page Size. The option --patch-max-items sets the default.
+    "patch_max_items": (DEFAULT_PATCH_MAX_ITEMS, int),
+    # The columns of a `SELECT * FROM LinkedData` row. S4 maps such a row to LinkedDataItemDto
+    # (LinkedDataItemId, ...) and then GETs the catalogue item by id [O S4]; whether the row also has
+    # the QuotationLineLinkedDataItem... names is unknown [U]. both = both spellings (default);
+    # dto = QuotationLineLinkedDataItemDto only (as GET); linked_data_item = LinkedDataItemDto only.
+    "linked_data_query_row": ("both", LINKED_DATA_QUERY_ROWS),
 }
 
 
@@ -51,13 +71,16 @@ class Options:
     auth_codes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_AUTH_CODES))
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     rate_limit: int = DEFAULT_RATE_LIMIT
+    patch_max_items: int = DEFAULT_PATCH_MAX_ITEMS
 
     @classmethod
-    def build(cls, auth_codes: Any = None, token_lifetime: Any = None, rate_limit: Any = None) -> Options:
+    def build(cls, auth_codes: Any = None, token_lifetime: Any = None, rate_limit: Any = None,
+              patch_max_items: Any = None) -> Options:
         env = os.environ.get
         codes_raw = auth_codes if auth_codes is not None else env("WEBCRM_SANDBOX_AUTH_CODES")
         lifetime_raw = token_lifetime if token_lifetime is not None else env("WEBCRM_SANDBOX_TOKEN_LIFETIME")
         limit_raw = rate_limit if rate_limit is not None else env("WEBCRM_SANDBOX_RATE_LIMIT")
+        patch_raw = patch_max_items if patch_max_items is not None else env("WEBCRM_SANDBOX_PATCH_MAX_ITEMS")
         opts = cls()
         if codes_raw not in (None, ""):
             opts.auth_codes = parse_auth_codes(codes_raw)
@@ -65,6 +88,8 @@ class Options:
             opts.token_lifetime = to_int("token_lifetime", lifetime_raw, low=1)
         if limit_raw not in (None, ""):
             opts.rate_limit = to_int("rate_limit", limit_raw, low=0)
+        if patch_raw not in (None, ""):
+            opts.patch_max_items = to_int("patch_max_items", patch_raw, low=1, high=MAX_PATCH_MAX_ITEMS)
         return opts
 
 
@@ -92,11 +117,30 @@ def default_settings(opts: Options) -> dict:
         "auth_codes": dict(opts.auth_codes),
         "token_lifetime": opts.token_lifetime,
         "rate_limit": opts.rate_limit,
-        "quirks": {name: default for name, (default, _) in QUIRKS.items()},
+        "quirks": default_quirks(opts),
         "fields": {},
         "linked_setup": dict(DEFAULT_LINKED_LABELS),
         "inactive_users": [],
     }
+
+
+def default_quirks(opts: Options) -> dict[str, Any]:
+    quirks = {name: default for name, (default, _) in QUIRKS.items()}
+    quirks["patch_max_items"] = opts.patch_max_items
+    return quirks
+
+
+def fill_quirks(settings: dict, opts: Options) -> None:
+    """Give a loaded state the quirks it lacks (it was saved before they existed)."""
+    quirks = settings.get("quirks")
+    if not isinstance(quirks, dict):
+        settings["quirks"] = default_quirks(opts)
+    elif len(quirks) < len(QUIRKS):
+        for name, value in default_quirks(opts).items():
+            quirks.setdefault(name, value)
+
+
+INT_QUIRK_RANGES = {"timestamp_offset_minutes": (-900, 900), "patch_max_items": (1, MAX_PATCH_MAX_ITEMS)}
 
 
 def check_quirks(changes: Any) -> dict:
@@ -112,8 +156,8 @@ def check_quirks(changes: Any) -> dict:
             if not isinstance(value, bool):
                 raise ValueError(f"{name}: must be true or false")
         elif allowed is int:
-            value = to_int(name, value, low=-900 if name == "timestamp_offset_minutes" else 0,
-                           high=900 if name == "timestamp_offset_minutes" else 3600)
+            low, high = INT_QUIRK_RANGES.get(name, (0, 3600))
+            value = to_int(name, value, low=low, high=high)
         elif value not in allowed:
             raise ValueError(f"{name}: must be one of {', '.join(allowed)}")
         clean[name] = value

@@ -15,7 +15,7 @@ from sync.clients.errors import (
     Transient,
 )
 from sync.clients.uniconta import UnicontaClient, odata_literal
-from sync.clients.webcrm import WebcrmClient, parse_time, sql_literal
+from sync.clients.webcrm import PatchOutcome, WebcrmClient, parse_time, sql_literal
 
 __all__ = [
     "AmbiguousMatch",
@@ -24,6 +24,7 @@ __all__ = [
     "Conflict",
     "InvalidResponse",
     "NotFound",
+    "PatchOutcome",
     "Permanent",
     "RateLimited",
     "Throttled",

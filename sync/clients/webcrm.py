@@ -8,10 +8,12 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
@@ -38,6 +40,25 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ID_FIELDS = {
     "QuotationLines/LinkedData": "QuotationLineLinkedDataItemId",
 }
+PATCH_ERROR_LIMIT = 300  # characters of one PATCH error message kept (masked)
+_DIGITS = re.compile(r"^\s*\d{1,10}\s*$")
+
+PatchStatus = Literal["ok", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    """What a collection PATCH said about one item sent, at the same position as the item.
+
+    status "ok": the record was written and `id` is its id (the new one for an insert).
+    status "failed": webCRM refused the item; `error` is its message (masked, one line).
+    status "unknown": the answer did not say (a shorter or reordered list, an empty or unparseable
+        body). The item may or may not have been written: read it back before sending it again.
+    """
+
+    status: PatchStatus
+    id: int | None = None
+    error: str | None = None
 
 
 class WebcrmClient(HttpClient):
@@ -207,6 +228,63 @@ class WebcrmClient(HttpClient):
     def delete(self, entity: str, id: int) -> None:
         """Delete a record; only QuotationLines, LinkedData, Products and Hooks allow it (§7)."""
         self._call("DELETE", f"{_entity(entity)}/{_id(id)}")
+
+    def patch(self, entity: str, dtos: Sequence[dict[str, Any]]) -> list[PatchOutcome]:
+        """Update or insert many records in ONE call: `PATCH /<entity>` with the DTOs as an array (§7).
+
+        A DTO whose id field (`OrganisationId`, ...) is > 0 updates that record, one with id 0 inserts.
+        Send whole DTOs, as for `update`: an update may clear omitted fields. Returns one
+        `PatchOutcome` per DTO, in the order sent. The answer's format is unconfirmed (§12.3), so it
+        is read tolerantly:
+
+        * a list of strings as long as `dtos`: position by position, a decimal string is the
+          record's id ("ok") and anything else an error message ("failed"). If an id contradicts
+          the id a DTO was sent with, positions cannot be trusted and the rule below applies;
+        * any other list (shorter, e.g. only the ids of inserted records): a DTO sent with id N is
+          "ok" when N is in the list; everything else is "unknown" (inserted ids and error messages
+          cannot be told apart from each other's items);
+        * an empty (200/204), non-JSON or non-list answer: every item "unknown".
+
+        An empty `dtos` sends nothing. HTTP errors raise as for every other call (nothing can be
+        said about the items then, except after a 4xx that the whole batch was refused).
+        """
+        path = _entity(entity)
+        items = list(dtos)
+        for item in items:
+            if not isinstance(item, dict):
+                raise TypeError("patch() takes a sequence of DTO dicts")
+        if not items:
+            return []
+        sent_ids = [_sent_id(entity, item) for item in items]
+        response = self._call("PATCH", path, json_body=items)
+        body = self._json(response, "PATCH", path, required=False)
+        if not isinstance(body, list):
+            if response.content:
+                log.warning("webcrm PATCH %s: the %s-byte answer is not a JSON list; %d items unknown",
+                            path, len(response.content), len(items))
+            return [PatchOutcome("unknown") for _ in items]
+        if len(body) == len(items):
+            positional = [self._patch_entry(entry, sent) for entry, sent in zip(body, sent_ids, strict=True)]
+            known = [o for o in positional if o is not None]
+            if len(known) == len(items):
+                return known
+            log.warning("webcrm PATCH %s: an id in the answer contradicts the item at its position; "
+                        "matching by id instead", path)
+        else:
+            log.warning("webcrm PATCH %s: %d answers for %d items; matching by id", path, len(body), len(items))
+        return _match_by_id(body, sent_ids)
+
+    def _patch_entry(self, entry: Any, sent_id: int) -> PatchOutcome | None:
+        """The outcome of one positional answer; None when it names another record than was sent."""
+        answered = _answer_id(entry)
+        if answered is not None:
+            if sent_id > 0 and answered != sent_id:
+                return None
+            return PatchOutcome("ok", id=answered)
+        if isinstance(entry, str) and entry.strip() and not _DIGITS.match(entry):
+            text = " ".join(masked_body(entry, self._secrets(), PATCH_ERROR_LIMIT).split())
+            return PatchOutcome("failed", error=text)
+        return PatchOutcome("unknown")
 
     # --- queries and special endpoints ---
 
@@ -388,6 +466,47 @@ def _id_field(entity: str) -> str:
         return _ID_FIELDS[entity]
     last = entity.split("/")[-1]
     return "Id" if last == "Hooks" else _singular(entity.split("/")[0]) + "Id"
+
+
+def _sent_id(entity: str, dto: dict[str, Any]) -> int:
+    """The id a PATCH item was sent with (0 = an insert); the id field's name in any case."""
+    wanted = _id_field(entity).lower()
+    for key, value in dto.items():
+        if isinstance(key, str) and key.lower() == wanted:
+            if isinstance(value, bool):
+                return 0
+            if isinstance(value, str) and _DIGITS.match(value):
+                return int(value)
+            if isinstance(value, int):
+                return max(value, 0)
+            return 0
+    return 0
+
+
+def _answer_id(entry: Any) -> int | None:
+    """An id in a PATCH answer: a decimal string (or, tolerantly, a JSON integer) > 0."""
+    if isinstance(entry, bool):
+        return None
+    if isinstance(entry, int):
+        return entry if entry > 0 else None
+    if isinstance(entry, str) and _DIGITS.match(entry):
+        value = int(entry)
+        return value if value > 0 else None
+    return None
+
+
+def _match_by_id(body: list[Any], sent_ids: list[int]) -> list[PatchOutcome]:
+    """Outcomes when the answer cannot be read by position: only updates whose id came back are known.
+
+    An id sent k times counts only if it came back at least k times, so a lost update is never
+    reported as written.
+    """
+    answered = Counter(i for i in (_answer_id(entry) for entry in body) if i is not None)
+    sent = Counter(i for i in sent_ids if i > 0)
+    return [
+        PatchOutcome("ok", id=i) if i > 0 and answered[i] >= sent[i] else PatchOutcome("unknown")
+        for i in sent_ids
+    ]
 
 
 def _created_id(entity: str, text: str) -> int | None:

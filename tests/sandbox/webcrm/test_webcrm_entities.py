@@ -179,12 +179,6 @@ def test_delete_lines_items_and_all_items(api):
     assert api.get("/QuotationLines/LinkedData").json == []
 
 
-def test_patch_bulk_upsert_is_not_simulated(api):
-    response = api.patch("/Organisations", json=[{"OrganisationName": "x"}])
-    assert response.status_code == 405
-    assert "PATCH" in response.json["Message"]
-
-
 # -- bad input never 500 --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("body", "content_type", "status"), [
     (b"{not json", "application/json", 400),

@@ -181,3 +181,24 @@ def test_every_table(api, orgs):
     assert [r["LinkedDataItemId"] for r in rows] == [item]
     assert rows[0]["QuotationLineLinkedDataItemId"] == item
     assert q(api, "SELECT * FROM LinkedData WHERE LinkedDataItemEntityType = 'Person'").json == []
+
+
+def test_linked_data_row_columns_follow_the_quirk(api, client):
+    item = api.create("QuotationLines/LinkedData", {f"QuotationLineLinkedDataItemData{n}": f"d{n}"
+                                                    for n in range(1, 5)} | {"QuotationLineLinkedDataItemCostPrice": 4})
+    dto = api.get(f"/QuotationLines/LinkedData/{item}").json
+    script = "SELECT * FROM LinkedData WHERE LinkedDataItemId = " + str(item)
+    (both,) = q(api, script).json  # default: both spellings
+    assert {k: both[k] for k in dto} == dto
+    assert set(both) - set(dto) == {k.replace("QuotationLine", "", 1) for k in dto} - set(dto) - {
+        "LinkedDataItemCostPrice", "LinkedDataItemVatCode"}  # LinkedDataItemDto has no cost price or VAT code
+    client.put("/_sandbox/quirks", json={"linked_data_query_row": "dto"})
+    assert q(api, script).json == [dto]
+    client.put("/_sandbox/quirks", json={"linked_data_query_row": "linked_data_item"})
+    (s4,) = q(api, script).json
+    assert s4["LinkedDataItemId"] == item and s4["LinkedDataItemData1"] == "d1"
+    assert not any(k.startswith("QuotationLine") for k in s4)
+    # the WHERE clause and column lists take both spellings whatever the quirk
+    assert q(api, "SELECT QuotationLineLinkedDataItemId FROM LinkedData WHERE QuotationLineLinkedDataItemData2 = 'd2'"
+             ).json == [{"QuotationLineLinkedDataItemId": item}]
+    assert client.put("/_sandbox/quirks", json={"linked_data_query_row": "all"}).status_code == 400

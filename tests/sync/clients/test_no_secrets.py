@@ -98,6 +98,26 @@ def test_webcrm_never_leaks(recorder, auth_code, token, status, echo, data):
     assert repr(client).count(auth_code) == 0
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(auth_code=secret_text, token=secret_text, echo=st.integers(0, 14))
+def test_webcrm_patch_error_texts_never_leak(recorder, auth_code, token, echo):
+    """A bulk upsert's per-item error strings are kept for the caller: masked like any error text."""
+    assume(auth_code != token and auth_code not in token and token not in auth_code)
+    observed: list = []
+    recorder.lines.clear()
+    entry = echoes(auth_code, token, "refresh-" + token)[echo]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add("POST", WEBCRM + "/Auth/ApiLogin", json={"AccessToken": token, "RefreshToken": "refresh-" + token,
+                                                          "ExpiresIn": 3600})
+        rsps.add("PATCH", WEBCRM + "/Organisations", json=[entry, "12"])
+        client = WebcrmClient(WEBCRM, auth_code, observer=lambda *a: observed.append(a))
+        failed, ok = client.patch("Organisations", [{"OrganisationId": 0}, {"OrganisationId": 12}])
+    assert (failed.status, ok.status) == ("failed", "ok")
+    said = everything_said(None, observed, recorder) + "\n" + repr(failed) + str(failed.error)
+    for secret in (auth_code, token, "refresh-" + token):
+        assert secret not in said
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(auth_code=secret_text, status=st.sampled_from([200, 400, 401, 403, 500]), echo=st.integers(0, 4))
 def test_webcrm_login_failure_never_leaks(recorder, auth_code, status, echo):

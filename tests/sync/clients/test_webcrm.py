@@ -260,6 +260,141 @@ def test_delete_not_allowed_is_permanent(webcrm, rsps):
     assert type(caught.value).__name__ == "Permanent"
 
 
+# --- bulk upsert (PATCH) -----------------------------------------------------------------------------
+
+OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
+
+
+def outcomes(result) -> list[tuple]:
+    return [(o.status, o.id, o.error) for o in result]
+
+
+BATCH = [
+    {"OrganisationId": 0, "OrganisationName": "Ny ApS"},
+    {"OrganisationId": 145, "OrganisationName": "Gammel ApS"},
+    {"OrganisationId": "146", "OrganisationName": "Id som tekst"},
+    {"organisationid": 147, "OrganisationName": "Id i små bogstaver"},
+    {"OrganisationName": "Uden id"},
+]
+
+
+def test_patch_sends_one_array_and_reads_the_strict_answer(webcrm, rsps, observed):
+    rsps.add("PATCH", URL + "/Organisations",
+             json=["201", "145", "146", "Organisation with id 147 was not found.", " 202 "])
+
+    result = webcrm.patch("Organisations", BATCH)
+
+    assert outcomes(result) == [(OK, 201, None), (OK, 145, None), (OK, 146, None),
+                                (FAILED, None, "Organisation with id 147 was not found."), (OK, 202, None)]
+    (call,) = api_calls(rsps)
+    assert call.request.method == "PATCH"
+    assert call.request.url == URL + "/Organisations"
+    assert call.request.headers["Content-Type"] == "application/json"
+    assert json.loads(call.request.body) == BATCH
+    assert [o[:3] for o in observed if o[1] != "/Auth/ApiLogin"] == [("PATCH", "/Organisations", 200)]
+
+
+def test_patch_outcome_is_a_frozen_value():
+    from sync.clients.webcrm import PatchOutcome
+
+    outcome = PatchOutcome("ok", id=5)
+    assert outcome == PatchOutcome("ok", 5, None)
+    with pytest.raises(AttributeError):
+        outcome.id = 6  # type: ignore[misc]
+
+
+def test_patch_shorter_answer_matches_only_updates_by_id(webcrm, rsps):
+    """The literal reading: ids of inserted records and error messages, nothing for updates."""
+    rsps.add("PATCH", URL + "/Organisations", json=["145", "201", "Name is too long", "147"])
+    assert outcomes(webcrm.patch("Organisations", BATCH)) == [
+        (UNKNOWN, None, None), (OK, 145, None), (UNKNOWN, None, None), (OK, 147, None), (UNKNOWN, None, None)]
+
+
+def test_patch_only_inserted_ids_leaves_everything_unknown(webcrm, rsps):
+    rsps.add("PATCH", URL + "/Organisations", json=["201", "202"])
+    assert [o.status for o in webcrm.patch("Organisations", BATCH)] == [UNKNOWN] * 5
+
+
+def test_patch_answer_that_contradicts_positions_is_matched_by_id(webcrm, rsps):
+    # as long as the batch, but reordered: position 2 names 146 where 145 was sent
+    rsps.add("PATCH", URL + "/Organisations", json=["201", "146", "145", "147", "202"])
+    assert outcomes(webcrm.patch("Organisations", BATCH)) == [
+        (UNKNOWN, None, None), (OK, 145, None), (OK, 146, None), (OK, 147, None), (UNKNOWN, None, None)]
+
+
+def test_patch_id_sent_twice_must_come_back_twice(webcrm, rsps):
+    twice = [{"OrganisationId": 5}, {"OrganisationId": 5}, {"OrganisationId": 6}]
+    rsps.add("PATCH", URL + "/Organisations", json=["5", "6"])
+    assert [o.status for o in webcrm.patch("Organisations", twice)] == [UNKNOWN, UNKNOWN, OK]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, ""), (204, ""), (200, "   "), (200, "not json"), (200, '{"Ids": ["1"]}'), (200, "null"), (200, '"5"'),
+     (202, "[")],
+)
+def test_patch_answer_without_a_list_leaves_every_item_unknown(webcrm, rsps, status, body):
+    rsps.add("PATCH", URL + "/Persons", status=status, body=body)
+    result = webcrm.patch("Persons", [{"PersonId": 0}, {"PersonId": 9}])
+    assert outcomes(result) == [(UNKNOWN, None, None)] * 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [(None, (UNKNOWN, None, None)), ("0", (UNKNOWN, None, None)), ("", (UNKNOWN, None, None)),
+     (12, (OK, 12, None)), (True, (UNKNOWN, None, None)), ({"PersonId": 12}, (UNKNOWN, None, None)),
+     ("-3", (FAILED, None, "-3")), ("  Efternavn  mangler\n ", (FAILED, None, "Efternavn mangler"))],
+)
+def test_patch_odd_entries(webcrm, rsps, entry, expected):
+    rsps.add("PATCH", URL + "/Persons", json=[entry])
+    assert outcomes(webcrm.patch("Persons", [{"PersonId": 0}])) == [expected]
+
+
+def test_patch_error_texts_are_masked_and_trimmed(webcrm, rsps, const):
+    rsps.add("PATCH", URL + "/Users", json=[f"token {const.token} rejected; authCode={const.auth_code}",
+                                            "x" * 1000])
+    first, second = webcrm.patch("Users", [{"UserId": 0}, {"UserId": 0}])
+    assert first.status == FAILED and first.error
+    assert const.token not in first.error and const.auth_code not in first.error
+    assert second.error == "x" * 300
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, "Permanent"), (404, "NotFound"), (429, "RateLimited"), (503, "Transient")]
+)
+def test_patch_http_errors_raise_like_every_call(webcrm, rsps, status, error):
+    rsps.add("PATCH", URL + "/Deliveries", status=status, json={"Message": "The request has 1001 items"},
+             headers={"Retry-After": "2"})
+    with pytest.raises(Exception) as caught:
+        webcrm.patch("Deliveries", [{"DeliveryId": 0}])
+    assert type(caught.value).__name__ == error
+    assert caught.value.method == "PATCH" and caught.value.path == "/Deliveries"
+
+
+def test_patch_logs_in_again_once_on_401(webcrm, rsps, add_login, const, logins):
+    rsps.add("PATCH", URL + "/Organisations", status=401, json={"Message": "expired"})
+    rsps.add("PATCH", URL + "/Organisations", json=["7"])
+    add_login(token=const.token2)
+    assert outcomes(webcrm.patch("Organisations", [{"OrganisationId": 7}])) == [(OK, 7, None)]
+    assert len(logins()) == 2
+
+
+def test_patch_with_nothing_sends_nothing(webcrm, rsps):
+    assert webcrm.patch("Organisations", []) == []
+    assert api_calls(rsps) == [] and len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("entity", ["", "../Auth", "Organisations?x=1", "/Organisations"])
+def test_patch_refuses_bad_entities(webcrm, entity):
+    with pytest.raises(ValueError):
+        webcrm.patch(entity, [{}])
+
+
+def test_patch_refuses_items_that_are_not_dicts(webcrm):
+    with pytest.raises(TypeError):
+        webcrm.patch("Organisations", [{"OrganisationId": 0}, "x"])  # type: ignore[list-item]
+
+
 # --- paging ----------------------------------------------------------------------------------------
 
 

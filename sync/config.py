@@ -54,6 +54,8 @@ class WebcrmSettings:
     rate_limit_per_minute: int = 250
     page_size: int = 500
     timeout_seconds: float = 20.0
+    bulk_writes: bool = True  # batch jobs write many records with one PATCH (result format unconfirmed)
+    bulk_write_size: int = 100
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class UnicontaSettings:
     daily_call_budget: int = 5000
     live_reserve: int = 1000
     timeout_seconds: float = 20.0
+    or_filter_size: int = 40  # values per OData `or` list (Uniconta allows 40)
+    insert_list_size: int = 100  # records per InsertList
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Connection:
     reconcile_max_records: int = 2000
     reconcile_full_hours: int = 24
     backfill_window: int = 200
+    batch_size: int = 200  # records per batch job (backfill pages, reconciliation, bursts)
+    echo_window_seconds: float = 2.0  # how long a batch's own webhooks are gathered before they are checked
     organisations: OrganisationFlow = OrganisationFlow()
     items: ItemFlow = ItemFlow()
     orders: OrderFlow = OrderFlow()
@@ -160,6 +166,7 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     task_time_limit: int = 120
+    batch_time_limit: int = 600
 
     def connection(self, connection_id: str) -> Connection | None:
         return self.connections.get(connection_id)
@@ -237,6 +244,8 @@ class WebcrmSchema(_Base):
     rate_limit_per_minute = f.Integer(validate=validate.Range(min=0))
     page_size = f.Integer(validate=validate.Range(min=1, max=1000))
     timeout_seconds = f.Float(validate=validate.Range(min=0.1, max=300))
+    bulk_writes = f.Boolean()
+    bulk_write_size = f.Integer(validate=validate.Range(min=1, max=1000))
 
 
 class UnicontaSchema(_Base):
@@ -248,6 +257,8 @@ class UnicontaSchema(_Base):
     daily_call_budget = f.Integer(validate=validate.Range(min=0))
     live_reserve = f.Integer(validate=validate.Range(min=0))
     timeout_seconds = f.Float(validate=validate.Range(min=0.1, max=300))
+    or_filter_size = f.Integer(validate=validate.Range(min=1, max=40))
+    insert_list_size = f.Integer(validate=validate.Range(min=1, max=1000))
 
     @validates_schema
     def _reserve_below_budget(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -352,6 +363,8 @@ class ConnectionSchema(_Base):
     reconcile_max_records = f.Integer(validate=validate.Range(min=1, max=1_000_000))
     reconcile_full_hours = f.Integer(validate=validate.Range(min=0, max=24 * 31))
     backfill_window = f.Integer(validate=validate.Range(min=0, max=100_000))
+    batch_size = f.Integer(validate=validate.Range(min=1, max=1000))
+    echo_window_seconds = f.Float(validate=validate.Range(min=0, max=60))
     organisations = f.Nested(OrganisationFlowSchema)
     items = f.Nested(ItemFlowSchema)
     orders = f.Nested(OrderFlowSchema)
@@ -480,6 +493,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "retry_base_seconds": _env_number(environ, "SYNC_RETRY_BASE_SECONDS", float, 2.0, 0.01, 600),
         "retry_max_seconds": _env_number(environ, "SYNC_RETRY_MAX_SECONDS", float, 300.0, 0.1, 1800),
         "task_time_limit": _env_number(environ, "SYNC_TASK_TIME_LIMIT", int, 120, 5, 3600),
+        "batch_time_limit": _env_number(environ, "SYNC_BATCH_TIME_LIMIT", int, 600, 5, 3600),
     }
     return Settings(
         connections=connections,

@@ -9,7 +9,7 @@ from typing import Any
 
 SYSTEMS = ("webcrm", "uniconta")
 OPERATIONS = ("create", "update", "delete")
-ORIGINS = ("webhook", "reconcile", "backfill", "resync", "dependency", "dlq")
+ORIGINS = ("webhook", "reconcile", "backfill", "resync", "dependency", "dlq", "echo")
 
 
 @dataclass(frozen=True)

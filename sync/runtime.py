@@ -23,29 +23,42 @@ from sync.events import Event
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT
 from sync.state import keys
 from sync.state.fingerprints import FingerprintStore
-from sync.state.intake import Enqueue
+from sync.state.intake import Enqueue, EnqueueBatch
 from sync.state.journal import observe_call
 from sync.state.links import LinkStore
 from sync.state.ratelimit import DailyBudget, SlidingWindowLimiter
 
 EMBEDDED_REDIS_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
 RATE_WAIT_SECONDS = 5.0
+REDIS_CONNECTIONS = 64  # per process
 
 _enqueue_port: Enqueue | None = None
+_enqueue_batch_port: EnqueueBatch | None = None
 
 
-def provide_enqueue(enqueue: Enqueue | None) -> None:
-    """Set the process's job publisher (the task layer does, once, at import)."""
-    global _enqueue_port
-    _enqueue_port = enqueue
+def provide_enqueue(enqueue: Enqueue | None, enqueue_batch: EnqueueBatch | None = None) -> None:
+    """Set the process's job publishers (the task layer does, once, at import)."""
+    global _enqueue_port, _enqueue_batch_port
+    _enqueue_port, _enqueue_batch_port = enqueue, enqueue_batch
+
+
+def _missing() -> RuntimeError:
+    return RuntimeError("no job publisher in this process: the task layer provides one "
+                        "(sync.runtime.provide_enqueue, done by importing tasks.app)")
 
 
 def publish(event: Event) -> None:
     """Publish a job through the port the task layer provided; raises if there is none."""
     if _enqueue_port is None:
-        raise RuntimeError("no job publisher in this process: the task layer provides one "
-                           "(sync.runtime.provide_enqueue, done by importing tasks.app)")
+        raise _missing()
     _enqueue_port(event)
+
+
+def publish_batch(events: list[Event], countdown: float = 0.0) -> None:
+    """Publish one batch job for these events (after `countdown` seconds) through the task layer's port."""
+    if _enqueue_batch_port is None:
+        raise _missing()
+    _enqueue_batch_port(events, countdown)
 
 
 def redis_url(settings: Settings) -> str:
@@ -62,6 +75,7 @@ class ConnectionContext:
     webcrm: WebcrmClient
     uniconta: UnicontaClient
     enqueue: Enqueue = field(default=publish)  # follow-up jobs (see the module's docstring)
+    enqueue_batch: EnqueueBatch = field(default=publish_batch)  # follow-up batch jobs
 
     @cached_property
     def links(self) -> LinkStore:
@@ -73,11 +87,17 @@ class ConnectionContext:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, enqueue: Enqueue | None = None) -> None:
+    def __init__(self, settings: Settings, enqueue: Enqueue | None = None,
+                 enqueue_batch: EnqueueBatch | None = None) -> None:
         self.settings = settings
         self.enqueue = enqueue or publish
-        self.redis = redis.Redis.from_url(redis_url(settings), decode_responses=True, socket_timeout=5,
-                                          socket_connect_timeout=2, health_check_interval=30)
+        self.enqueue_batch = enqueue_batch or publish_batch
+        # A batch job runs one thread per record: they wait for a free connection rather than fail
+        # (redis-py's default pool refuses the 101st).
+        pool = redis.BlockingConnectionPool.from_url(
+            redis_url(settings), max_connections=REDIS_CONNECTIONS, timeout=20, decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        self.redis = redis.Redis(connection_pool=pool)
         self._contexts: dict[str, ConnectionContext] = {}
         self._lock = threading.Lock()
 
@@ -104,7 +124,7 @@ class Runtime:
             conn.uniconta.base_url, conn.uniconta.company_id, conn.uniconta.username,
             conn.uniconta.password.reveal(), timeout=(3.05, conn.uniconta.timeout_seconds),
             before_request=budget.acquire, observer=observe_call("uniconta"))
-        return ConnectionContext(conn, self.redis, webcrm, uniconta, self.enqueue)
+        return ConnectionContext(conn, self.redis, webcrm, uniconta, self.enqueue, self.enqueue_batch)
 
 
 _runtime: Runtime | None = None

@@ -16,7 +16,7 @@ from sync.logs import setup_logging
 from sync.runtime import provide_enqueue, reset_runtime
 from sync.sentry import init_sentry
 from tasks.celery_app import make_celery
-from tasks.dispatch import enqueue
+from tasks.dispatch import enqueue, enqueue_batch
 
 try:
     settings = load_settings()
@@ -25,7 +25,7 @@ except ConfigError as err:  # pragma: no cover - exercised through the CLI tests
     sys.exit(2)
 
 app = make_celery(settings)
-provide_enqueue(enqueue)  # the flows' port for follow-up jobs (sync/runtime.py)
+provide_enqueue(enqueue, enqueue_batch)  # the flows' ports for follow-up jobs (sync/runtime.py)
 
 
 @signals.setup_logging.connect

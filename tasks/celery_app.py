@@ -20,12 +20,12 @@ from tasks import queues
 
 def visibility_timeout(settings: Settings) -> int:
     """Longer than any countdown we schedule plus the longest a task may run."""
-    return int(2 * settings.retry_max_seconds + settings.task_time_limit + 60)
+    return int(2 * settings.retry_max_seconds + max(settings.task_time_limit, settings.batch_time_limit) + 60)
 
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app for these settings (workers and the receiver's producer alike)."""
-    app = Celery("webcrm_uniconta_sync", broker=redis_url(settings), include=["tasks.record", "tasks.reconcile"])
+    app = Celery("webcrm_uniconta_sync", broker=redis_url(settings), include=["tasks.record", "tasks.batch", "tasks.reconcile"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -38,6 +38,9 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_time_limit,
         task_time_limit=settings.task_time_limit + 30,
+        # A batch job does the work of many single jobs: it gets its own, longer limit.
+        task_annotations={queues.SYNC_BATCH: {"soft_time_limit": settings.batch_time_limit,
+                                              "time_limit": settings.batch_time_limit + 30}},
         task_queues=[Queue(name) for name in queues.ALL],
         task_default_queue=queues.SYNC,
         task_routes=(queues.route,),

@@ -17,12 +17,12 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from sync.events import Event
 from sync.flows import FlowError
+from sync.jobs.retry import backoff, contention_delay
 from sync.jobs.step import after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import get_runtime
 from sync.state import journal
 from tasks.queues import SYNC_RECORD
-from tasks.retry import backoff, contention_delay
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ NUMBER_MAX = 20
 NUMBER_ATTEMPTS = 20
 # Origins whose events may skip work when the user's DTO is as last synced; reconcile, resync,
 # backfill and dead-letter requeues always re-check the user's active state (`/Users/AllActive`).
-SHORTCUT_ORIGINS = ("webhook", "dependency")
+SHORTCUT_ORIGINS = ("webhook", "dependency", "echo")
 
 
 # --------------------------------------------------------------------------- pure mapping

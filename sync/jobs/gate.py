@@ -58,12 +58,15 @@ class Gate:
         self._cond = threading.Condition()
         self._running = 0
         self._pending: list[Request] = []
+        self._aborted: BaseException | None = None
         self.rounds = 0
 
     def call(self, request: Request) -> Any:
         """From a work thread: wait for the round that serves this request; its answer or error."""
         request.record = journal.current()
         with self._cond:
+            if self._aborted is not None:
+                raise self._aborted
             self._pending.append(request)
             self._running -= 1
             self._cond.notify_all()
@@ -75,7 +78,8 @@ class Gate:
         """Run every work item in its own thread; (result, error) per item, in order.
 
         `execute` is called in this thread once per round with the round's requests; it must
-        answer or fail each of them (an exception it raises fails every unanswered one).
+        answer or fail each of them. An exception it raises, or one raised into this thread while
+        it waits (a time limit), fails that round's and every later request.
         """
         results: list[tuple[Any, BaseException | None]] = [(None, None)] * len(work)
 
@@ -96,22 +100,19 @@ class Gate:
         for thread in threads:
             thread.start()
         while True:
-            with self._cond:
-                while self._running > 0:
-                    self._cond.wait()
-                batch, self._pending = self._pending, []
-            if not batch:
-                break
-            self.rounds += 1
+            batch: list[Request] = []
             try:
+                with self._cond:
+                    while self._running > 0:
+                        self._cond.wait()
+                    batch, self._pending = self._pending, []
+                if not batch:
+                    break
+                self.rounds += 1
                 execute(batch)
-            except BaseException as err:
-                for request in batch:
-                    if not request.answered:
-                        request.fail(err)
-                if not isinstance(err, Exception):
-                    self._release(batch)
-                    raise
+            except BaseException as err:  # e.g. the job's time limit, raised into this thread
+                self._abort(err, batch)
+                continue
             for request in batch:
                 if not request.answered:
                     request.answer(None)  # a call that returns nothing (a PUT): answered by its success
@@ -119,6 +120,18 @@ class Gate:
         for thread in threads:
             thread.join()
         return results
+
+    def _abort(self, err: BaseException, batch: list[Request]) -> None:
+        """Fail the round's and every later request with `err`, so each record ends with it (and its
+        verdict) instead of waiting for a round that will not come."""
+        with self._cond:
+            self._aborted = err
+            batch = batch + self._pending
+            self._pending = []
+        for request in batch:
+            if not request.answered:
+                request.fail(err)
+        self._release(batch)
 
     def _release(self, batch: list[Request]) -> None:
         with self._cond:

@@ -78,3 +78,46 @@ def _rollback(r: redis.Redis, *names: str | None) -> None:
             r.delete(*present)
     except redis.RedisError:
         pass
+
+
+EnqueueBatch = Callable[[list[Event], float], None]
+
+
+def accept_many(r: redis.Redis, events: list[Event], enqueue_batch: EnqueueBatch, *, countdown: float = 0.0
+                ) -> list[Outcome]:
+    """`accept` for many records of one connection at once: one batch job for those not already pending.
+
+    Each record gets its pending mark as with `accept` (a record whose job is already pending is
+    coalesced into that job); the records left over travel in one batch job, published after
+    `countdown` seconds. If the publish fails, their marks are rolled back and `Unavailable` raised.
+    """
+    if not events:
+        return []
+    marks = [keys.pending(e.connection, e.system, e.entity, e.record_id) for e in events]
+    try:
+        pipe = r.pipeline(transaction=False)
+        for event, mark in zip(events, marks, strict=True):
+            pipe.set(mark, event.event_id, nx=True, ex=PENDING_TTL)
+        taken = pipe.execute()
+    except redis.RedisError as err:
+        raise Unavailable(f"redis: {type(err).__name__}") from err
+    fresh = [e for e, ok in zip(events, taken, strict=True) if ok]
+    if fresh:
+        try:
+            enqueue_batch(fresh, countdown)
+        except BaseException as err:
+            _rollback(r, *(m for m, ok in zip(marks, taken, strict=True) if ok))
+            if not isinstance(err, Exception):
+                raise
+            raise Unavailable(f"broker: {type(err).__name__}") from err
+    outcomes = []
+    for event, ok in zip(events, taken, strict=True):
+        status = "queued" if ok else "coalesced"
+        outcomes.append(Outcome(status, event.event_id))
+        try:
+            journal.append(r, event.connection, event.entity, event.record_id, status, system=event.system,
+                           operation=event.operation, origin=event.origin, event=event.event_id,
+                           **({"batch": len(fresh)} if ok else {}))
+        except redis.RedisError:
+            pass  # the job is queued; a missing journal line must not turn it into a failure
+    return outcomes

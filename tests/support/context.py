@@ -265,7 +265,7 @@ def make_ctx(sandboxes: Sandboxes, redis_url: str, tmp_path: Path) -> Iterator[M
                                                           **(uniconta or {})}), **changes)
         # Follow-up jobs go through the task layer's publisher, as in a worker (`broker` makes it real).
         runtime = Runtime(Settings(connections={conn.id: conn}, source=str(path), redis_url=redis_url),
-                          enqueue=dispatch.enqueue)
+                          enqueue=dispatch.enqueue, enqueue_batch=dispatch.enqueue_batch)
         ctx = runtime.context(conn.id)
         assert ctx is not None
         made.append((runtime, ctx))

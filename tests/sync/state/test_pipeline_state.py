@@ -9,12 +9,12 @@ import pytest
 import redis
 
 from sync.events import Event
+from sync.jobs.retry import backoff
 from sync.state import deadletters, fingerprints, intake, journal, keys
 from sync.state.fingerprints import FingerprintStore
 from sync.state.links import LinkStore
 from sync.state.locks import LockBusy, record_lock
 from tasks.queues import BACKFILL, SYNC, SYNC_RECORD, WEBHOOKS, route
-from tasks.retry import backoff
 
 
 def ev(**kw: object) -> Event:

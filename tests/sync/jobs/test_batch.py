@@ -1,0 +1,76 @@
+"""Batch jobs on real parts: the sandboxes over HTTP, the real clients and Redis, a real producer.
+
+A page of records runs through the flows' own per-record decisions; what changes is how many API
+calls they cost. Counts come from the sandboxes' call logs.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import replace
+from typing import Any
+
+from sync.config import OrganisationFlow, Settings
+from sync.events import Event
+from sync.jobs.batch import Batch
+from sync.runtime import ConnectionContext
+from sync.state import journal
+from tests.support.context import Broker, MakeCtx, Sandboxes
+
+CUSTOMERS = ("A Kunde", "B Kunde", "C Kunde")
+
+
+def _settings(ctx: ConnectionContext) -> Settings:
+    return Settings(connections={ctx.connection.id: ctx.connection}, source="test")
+
+
+def _seed(sandboxes: Sandboxes, count: int, seed: int = 3) -> list[dict[str, Any]]:
+    sandboxes.webcrm.admin("POST", "/seed", json={"entity": "Organisations", "count": count, "seed": seed})
+    return list(sandboxes.webcrm.table("Organisations").values())
+
+
+def _events(ctx: ConnectionContext, entity: str, ids: list[Any], origin: str = "backfill") -> list[Event]:
+    return [Event(ctx.connection.id, "webcrm", entity, str(i), origin=origin) for i in ids]
+
+
+def _calls(sandboxes: Sandboxes) -> tuple[int, int]:
+    webcrm = [c for c in sandboxes.webcrm.calls() if not c["path"].startswith("/Auth")]
+    return len(webcrm), len(sandboxes.uniconta.calls())
+
+
+def test_a_page_of_organisations_becomes_debtors_with_a_few_shared_calls(make_ctx: MakeCtx, sandboxes: Sandboxes,
+                                                                        broker: Broker) -> None:
+    ctx = make_ctx(organisations=replace(OrganisationFlow(), trigger_keywords=CUSTOMERS,
+                                         debtor_number_strategy="organisation_id"))
+    orgs = _seed(sandboxes, 120)
+    customers = {o["OrganisationId"] for o in orgs if o["OrganisationType"] in CUSTOMERS}
+    sandboxes.webcrm.clear_calls()
+    sandboxes.uniconta.clear_calls()
+
+    outcomes = Batch(ctx, _settings(ctx)).run(_events(ctx, "organisation", sorted(o["OrganisationId"] for o in orgs)))
+
+    assert [o.error for o in outcomes if o.error] == []
+    debtors = sandboxes.uniconta.rows("Debtor")
+    linked = {int(d["WebcrmId"]) for d in debtors.values()}
+    assert linked == customers and len(debtors) == len(customers)  # every customer once, nobody else
+    numbers = {o["OrganisationId"]: o["OrganisationExtraCustom1"] for o in sandboxes.webcrm.table("Organisations").values()}
+    assert {numbers[int(d["WebcrmId"])] for d in debtors.values()} == {d["Account"] for d in debtors.values()}
+    webcrm_calls, uniconta_calls = _calls(sandboxes)
+    # Per record the single path spends ~2 webCRM and ~3 Uniconta calls; shared, a few per page.
+    assert webcrm_calls <= 6, collections.Counter(f"{c['method']} {c['rule']}" for c in sandboxes.webcrm.calls())
+    assert uniconta_calls <= 3 * (len(customers) // 40 + 1) + 3, sandboxes.uniconta.calls()
+    entries = journal.entries(ctx.redis, ctx.connection.id, "organisation", str(min(customers)))
+    assert any(e["kind"] == "api" and e.get("shared", 1) > 1 for e in entries)
+    assert {o.action for o in outcomes} <= {"created", "skipped", "waiting"}
+
+    # Its own webhooks are checked by one verification batch job, not one job (and read) each.
+    batches = [m for m in broker.redis.lrange("sync", 0, -1)]
+    assert batches, "a verification batch job was published"
+
+    # Idempotent: the same page again creates nothing and writes nothing.
+    sandboxes.webcrm.clear_calls()
+    sandboxes.uniconta.clear_calls()
+    again = Batch(ctx, _settings(ctx)).run(_events(ctx, "organisation", sorted(o["OrganisationId"] for o in orgs)))
+    assert [o.error for o in again if o.error] == []
+    assert len(sandboxes.uniconta.rows("Debtor")) == len(customers)
+    assert sandboxes.writes() == (0, 0)

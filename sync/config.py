@@ -68,6 +68,7 @@ class UnicontaSettings:
     live_reserve: int = 1000
     timeout_seconds: float = 20.0
     or_filter_size: int = 40  # values per OData `or` list (Uniconta allows 40)
+    page_size: int = 1000  # OData rows per page asked for (Prefer: odata.maxpagesize)
     insert_list_size: int = 100  # records per InsertList
 
 
@@ -258,6 +259,7 @@ class UnicontaSchema(_Base):
     live_reserve = f.Integer(validate=validate.Range(min=0))
     timeout_seconds = f.Float(validate=validate.Range(min=0.1, max=300))
     or_filter_size = f.Integer(validate=validate.Range(min=1, max=40))
+    page_size = f.Integer(validate=validate.Range(min=1, max=10_000))
     insert_list_size = f.Integer(validate=validate.Range(min=1, max=1000))
 
     @validates_schema

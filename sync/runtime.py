@@ -123,6 +123,7 @@ class Runtime:
         uniconta = UnicontaClient(
             conn.uniconta.base_url, conn.uniconta.company_id, conn.uniconta.username,
             conn.uniconta.password.reveal(), timeout=(3.05, conn.uniconta.timeout_seconds),
+            odata_page_size=conn.uniconta.page_size,
             before_request=budget.acquire, observer=observe_call("uniconta"))
         return ConnectionContext(conn, self.redis, webcrm, uniconta, self.enqueue, self.enqueue_batch)
 

@@ -30,7 +30,7 @@ from sync.jobs.gate import Gate, Request
 from sync.jobs.step import Verdict, after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import ConnectionContext
-from sync.state import intake, journal
+from sync.state import intake, journal, keys
 
 ECHO_ORIGIN = "echo"
 
@@ -87,6 +87,21 @@ class _Client:
         return lambda *args, **kwargs: self._gate.call(Request(self._name, attr, args, kwargs))
 
 
+class _TableRows(calls.TableRows):
+    """Table sizes kept in Redis for the connection, so the next batch knows them too."""
+
+    def __init__(self, ctx: ConnectionContext) -> None:
+        super().__init__()
+        self._redis, self._key = ctx.redis, keys.counter(ctx.connection.id, "table-rows")
+
+    def __call__(self, entity: str) -> int | None:
+        value = self._redis.hget(self._key, entity)
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    def record(self, entity: str, rows: int) -> None:
+        self._redis.hset(self._key, entity, rows)
+
+
 @dataclass
 class Batch:
     """One run of a batch; `run()` returns an outcome per event, in order."""
@@ -105,8 +120,9 @@ class Batch:
         self._expected: set[tuple[str, str, str]] = {(e.system, e.entity, e.record_id) for e in events
                                                       if e.origin == ECHO_ORIGIN}
         executor = calls.Executor(self.ctx.webcrm, self.ctx.uniconta, calls.Settings(
-            or_filter_size=conn.uniconta.or_filter_size, insert_list_size=conn.uniconta.insert_list_size,
-            bulk_write_size=conn.webcrm.bulk_write_size, bulk_writes=conn.webcrm.bulk_writes), expect=self._expect)
+            or_filter_size=conn.uniconta.or_filter_size, page_size=conn.uniconta.page_size,
+            insert_list_size=conn.uniconta.insert_list_size, bulk_write_size=conn.webcrm.bulk_write_size,
+            bulk_writes=conn.webcrm.bulk_writes), expect=self._expect, table_rows=_TableRows(self.ctx))
         shared = replace(self.ctx, webcrm=_Client(gate, "webcrm", self.ctx.webcrm),  # type: ignore[arg-type]
                          uniconta=_Client(gate, "uniconta", self.ctx.uniconta))  # type: ignore[arg-type]
         self.first_attempt_at = self.first_attempt_at or time.time()

@@ -68,6 +68,7 @@ class Settings:
     """How big the shared calls may be (from the connection's configuration)."""
 
     or_filter_size: int = 40
+    page_size: int = 1000  # Uniconta OData rows per page
     insert_list_size: int = 100
     bulk_write_size: int = 100
     bulk_writes: bool = True
@@ -82,17 +83,22 @@ class Executor:
     get ready for the webhooks those writes will cause."""
 
     def __init__(self, webcrm: WebcrmClient, uniconta: UnicontaClient, settings: Settings,
-                 expect: Expect | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 expect: Expect | None = None, table_rows: TableRows | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.webcrm = webcrm
         self.uniconta = uniconta
         self.settings = settings
         self.expect = expect or (lambda system, entity, records: None)
+        self.table_rows = table_rows or TableRows()
         self.sleep = sleep
         self.no_query: set[str] = set()
+        self.snapshots: dict[str, Snapshot] = {}  # Uniconta tables read whole in this batch
+        self.round = 0
 
     # ------------------------------------------------------------------------- the round
 
     def __call__(self, requests: list[Request]) -> None:
+        self.round += 1
         groups: dict[tuple[Any, ...], list[Request]] = {}
         for request in requests:
             groups.setdefault(self._key(request), []).append(request)
@@ -141,6 +147,9 @@ class Executor:
             request = members[0]
             self._announce_write(request)
             request.answer(self._single(request))
+            if request.client == "uniconta" and request.method in ("update", "insert", "delete") \
+                    and str(request.args[0]) in self.snapshots:
+                self.snapshots[str(request.args[0])].add(dict(request.args[1]), deleted=request.method == "delete")
 
     # ------------------------------------------------------------------------- plain calls
 
@@ -239,14 +248,26 @@ class Executor:
             value = _lookup(request.method, request.args, request.kwargs)[3]  # type: ignore[index]
             wanted.setdefault(_norm(value), []).append(request)
             samples.setdefault(_norm(value), value)
+        snapshot = self.snapshots.get(entity)
+        if snapshot is not None:
+            for value in list(wanted):
+                rows = snapshot.lookup(prop, value)
+                # "None has it" stays true while the batch holds the records' locks (every job that could
+                # create such a row needs one of them); a row it has must be read again unless it was just read.
+                if not rows or snapshot.round == self.round:
+                    self._answer_lookup(entity, prop, rows, wanted.pop(value))
+            if not wanted:
+                return
         values = list(wanted)
+        if self._whole_table_is_cheaper(entity, len(values)):
+            snapshot = self._read_table(entity)
+            for value in values:
+                self._answer_lookup(entity, prop, snapshot.lookup(prop, value), wanted[value])
+            return
         if len(values) == 1:
             self._find_one(entity, prop, samples[values[0]], wanted[values[0]])
             return
-        size = max(1, self.settings.or_filter_size)
-        for start in range(0, len(values), size):
-            chunk = values[start:start + size]
-            flt = " or ".join(f"{prop} eq {odata_literal(samples[v])}" for v in chunk)
+        for flt, chunk in self._filters(prop, values, samples):
             try:
                 rows = self._retrying(partial(_rows, self.uniconta.odata, entity, filter=flt))
             except Permanent as err:
@@ -259,6 +280,38 @@ class Executor:
                 by_value.setdefault(_norm(row.get(prop)), []).append(row)
             for value in chunk:
                 self._answer_lookup(entity, prop, by_value.get(value, []), wanted[value])
+
+    def _filters(self, prop: str, values: list[str], samples: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
+        """OData filters that cover `values`: `P eq a or P eq b ...` per `or_filter_size` values, or, for
+        RowIds close together (an InsertList's rows), one `RowId ge a and RowId le b` per page."""
+        if prop == "RowId" and all(isinstance(samples[v], int) for v in values):
+            numbers = sorted(int(samples[v]) for v in values)
+            loose: list[str] = []
+            for run in _clusters(numbers, self.settings.page_size):
+                if len(run) < 3:
+                    loose += [str(n) for n in run]
+                else:
+                    yield f"RowId ge {run[0]} and RowId le {run[-1]}", [str(n) for n in run]
+            values = loose
+        size = max(1, self.settings.or_filter_size)
+        for start in range(0, len(values), size):
+            chunk = values[start:start + size]
+            yield " or ".join(f"{prop} eq {odata_literal(samples[v])}" for v in chunk), chunk
+
+    def _whole_table_is_cheaper(self, entity: str, values: int) -> bool:
+        """One read of every row (a page per `page_size`) against one OR read per `or_filter_size` values;
+        a table never read in this connection is read whole once that saves three calls or more."""
+        by_or = -(-values // max(1, self.settings.or_filter_size))
+        rows = self.table_rows(entity)
+        if rows is None:
+            return by_or >= 3
+        return -(-max(rows, 1) // self.settings.page_size) < by_or
+
+    def _read_table(self, entity: str) -> Snapshot:
+        rows = self._retrying(partial(_rows, self.uniconta.odata, entity))
+        snapshot = self.snapshots[entity] = Snapshot(rows, self.round)
+        self.table_rows.record(entity, len(rows))
+        return snapshot
 
     def _find_one(self, entity: str, prop: str, value: Any, members: list[Request]) -> None:
         """One value: the call a single job would make (the OData read it asked for, else the REST
@@ -329,6 +382,10 @@ class Executor:
         stored = [request._value for request in chunk if isinstance(request._value, dict)]
         if stored:
             self.expect("uniconta", entity, stored)
+        snapshot = self.snapshots.get(entity)
+        if snapshot is not None:  # what the batch added is in the table now (and must be read again if asked)
+            for request in chunk:
+                snapshot.add(request._value if isinstance(request._value, dict) else dict(request.args[1]))
 
     # ------------------------------------------------------------------------- helpers
 
@@ -342,6 +399,45 @@ class Executor:
             return
         for request in members:
             request.answer(copy.deepcopy(value))
+
+
+class Snapshot:
+    """Every row of a Uniconta table as read in one round, with what the batch wrote since."""
+
+    def __init__(self, rows: list[dict[str, Any]], round_: int) -> None:
+        self.rows = list(rows)
+        self.round = round_
+        self._index: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+    def lookup(self, prop: str, value: str) -> list[dict[str, Any]]:
+        index = self._index.get(prop)
+        if index is None:
+            index = self._index[prop] = {}
+            for row in self.rows:
+                index.setdefault(_norm(row.get(prop)), []).append(row)
+        return index.get(value, [])
+
+    def add(self, row: dict[str, Any], *, deleted: bool = False) -> None:
+        """A row the batch inserted, changed or deleted: the lookups must see it (and read it again)."""
+        rowid = row.get("RowId")
+        if rowid is not None:
+            self.rows = [r for r in self.rows if r.get("RowId") != rowid]
+        if not deleted:
+            self.rows.append(row)
+        self._index.clear()
+
+
+class TableRows:
+    """How many rows a Uniconta table had when last read whole (decides table read vs OR reads)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+
+    def __call__(self, entity: str) -> int | None:
+        return self._rows.get(entity)
+
+    def record(self, entity: str, rows: int) -> None:
+        self._rows[entity] = rows
 
 
 def _lookup(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, str, Any] | None:

@@ -74,3 +74,31 @@ def test_a_page_of_organisations_becomes_debtors_with_a_few_shared_calls(make_ct
     assert [o.error for o in again if o.error] == []
     assert len(sandboxes.uniconta.rows("Debtor")) == len(customers)
     assert sandboxes.writes() == (0, 0)
+
+
+def test_persons_of_a_page_become_contacts_of_their_debtors(make_ctx: MakeCtx, sandboxes: Sandboxes,
+                                                           broker: Broker) -> None:
+    ctx = make_ctx(organisations=replace(OrganisationFlow(), trigger_keywords=CUSTOMERS,
+                                         debtor_number_strategy="organisation_id"))
+    orgs = _seed(sandboxes, 60)
+    customers = {o["OrganisationId"] for o in orgs if o["OrganisationType"] in CUSTOMERS}
+    Batch(ctx, _settings(ctx)).run(_events(ctx, "organisation", sorted(o["OrganisationId"] for o in orgs)))
+    persons = sandboxes.webcrm.table("Persons")
+    of_customers = {pid for pid, p in persons.items() if p["PersonOrganisationId"] in customers}
+    sandboxes.webcrm.clear_calls()
+    sandboxes.uniconta.clear_calls()
+
+    outcomes = Batch(ctx, _settings(ctx)).run(_events(ctx, "person", sorted(persons)))
+
+    assert [o.error for o in outcomes if o.error] == []
+    contacts = sandboxes.uniconta.rows("Contact")
+    assert {int(c["ReferenceId"]) for c in contacts.values()} == of_customers and len(contacts) == len(of_customers)
+    links = {pid: p["PersonCustom1"] for pid, p in sandboxes.webcrm.table("Persons").items() if pid in of_customers}
+    assert {int(v) for v in links.values()} == set(contacts)
+    waiting = [o for o in outcomes if o.action == "waiting"]
+    assert len(waiting) == len(persons) - len(of_customers)  # persons of non-customers wait for a debtor
+    webcrm_calls, uniconta_calls = _calls(sandboxes)
+    assert webcrm_calls <= 4, collections.Counter(f"{c['method']} {c['rule']}" for c in sandboxes.webcrm.calls())
+    lookups = 3 * (len(of_customers) // 40 + 1)
+    assert uniconta_calls <= lookups + 3, collections.Counter(f"{c['method']} {c['rule']}"
+                                                               for c in sandboxes.uniconta.calls())

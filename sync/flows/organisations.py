@@ -500,14 +500,21 @@ def _allocate(ctx: ConnectionContext, cfg: OrganisationFlow, at_least: int
               ) -> tuple[str | None, int | None, str | None]:
     """The series' next free number: prefix + n from the start, skipping Accounts used in Uniconta.
 
-    The Redis hint only says where to start looking; Uniconta (OData) says what is taken, and a
-    duplicate-key answer on insert moves on to the next number.
+    A Redis counter hands each number out once (`_claim`), so records numbered at the same time — by
+    other workers, or side by side in a batch — never pick the same one; Uniconta says whether it is
+    free. A number already taken means the counter lags behind Uniconta (debtors made by hand): one
+    range read (OData) finds the next free number, and the counter moves past it. A duplicate-key
+    answer on insert moves on to the next number, as before.
     """
     prefix = cfg.debtor_number_prefix
-    hint = ctx.redis.get(_series_key(ctx, prefix))
-    n = max(cfg.debtor_number_start, at_least, int(hint) if hint and str(hint).isdigit() else 0)
-    low = f"{prefix}{n}"
-    flt = f"Account ge {odata_literal(low)} and Account lt {odata_literal(prefix + ':')}"
+    n = _claim(ctx, prefix, max(cfg.debtor_number_start, at_least))
+    account = f"{prefix}{n}"
+    problem = check_account(account)
+    if problem:
+        return None, None, problem
+    if _read_debtor(ctx, account) is None:
+        return account, n, None
+    flt = f"Account ge {odata_literal(account)} and Account lt {odata_literal(prefix + ':')}"
     try:
         rows = list(ctx.uniconta.odata("DebtorClient", filter=flt))
     except Permanent as err:
@@ -517,8 +524,22 @@ def _allocate(ctx: ConnectionContext, cfg: OrganisationFlow, at_least: int
         rows = list(ctx.uniconta.odata("DebtorClient"))
     used = [text(row.get("Account")) for row in rows]
     account, n = next_free_account(prefix, n, used)
+    _claim(ctx, prefix, n)
     problem = check_account(account)
     return (None, None, problem) if problem else (account, n, None)
+
+
+_CLAIM = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local n = math.max(current, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], n + 1)
+return n
+"""
+
+
+def _claim(ctx: ConnectionContext, prefix: str, at_least: int) -> int:
+    """Take the series' next number (at least `at_least`) from its counter, atomically."""
+    return int(ctx.redis.eval(_CLAIM, 1, _series_key(ctx, prefix), at_least))  # type: ignore[arg-type]
 
 
 def _create_debtor(ctx: ConnectionContext, cfg: OrganisationFlow, org_id: int, mapped: Mapped, account: str,

@@ -102,3 +102,22 @@ def test_persons_of_a_page_become_contacts_of_their_debtors(make_ctx: MakeCtx, s
     lookups = 3 * (len(of_customers) // 40 + 1)
     assert uniconta_calls <= lookups + 3, collections.Counter(f"{c['method']} {c['rule']}"
                                                                for c in sandboxes.uniconta.calls())
+
+
+def test_debtor_numbers_from_the_series_stay_unique_when_a_page_is_numbered_at_once(
+        make_ctx: MakeCtx, sandboxes: Sandboxes, broker: Broker) -> None:
+    ctx = make_ctx(organisations=replace(OrganisationFlow(), trigger_keywords=CUSTOMERS))  # strategy "series"
+    sandboxes.uniconta.ui("DebtorClient", Account="10001", Name="Made by hand")  # a number already taken
+    orgs = _seed(sandboxes, 60)
+    customers = {o["OrganisationId"] for o in orgs if o["OrganisationType"] in CUSTOMERS}
+    sandboxes.uniconta.clear_calls()
+
+    outcomes = Batch(ctx, _settings(ctx)).run(_events(ctx, "organisation", sorted(o["OrganisationId"] for o in orgs)))
+
+    assert [o.error for o in outcomes if o.error] == []
+    debtors = [d for d in sandboxes.uniconta.rows("Debtor").values() if d.get("WebcrmId")]
+    accounts = sorted(int(d["Account"]) for d in debtors)
+    assert len(accounts) == len(customers) == len(set(accounts))
+    assert 10001 not in accounts and accounts[0] == 10000
+    assert len(sandboxes.uniconta.calls()) <= 10, collections.Counter(
+        f"{c['method']} {c['rule']}" for c in sandboxes.uniconta.calls())

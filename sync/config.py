@@ -140,7 +140,7 @@ class Connection:
     reconcile_overlap_minutes: int = 10
     reconcile_max_records: int = 2000
     reconcile_full_hours: int = 24
-    backfill_window: int = 200
+    backfill_window: int = 1000  # records syncctl backfill keeps waiting in the queue at most
     batch_size: int = 200  # records per batch job (backfill pages, reconciliation, bursts)
     echo_window_seconds: float = 2.0  # how long a batch's own webhooks are gathered before they are checked
     organisations: OrganisationFlow = OrganisationFlow()

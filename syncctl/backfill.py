@@ -146,7 +146,7 @@ def backfill(connection: str, entity: str, since_text: str | None, dry_run: bool
     from tasks.queues import BACKFILL
 
     try:
-        outcome = bf.run(ctx, source, common.enqueue_for(settings), since=since, limit=limit, restart=restart, window=window,
+        outcome = bf.run(ctx, source, common.batch_enqueue_for(settings), since=since, limit=limit, restart=restart, window=window,
                          queue_depth=lambda: queue_depth(ctx.redis, BACKFILL), reporter=_reporter(as_json))
     except (bf.CheckpointMismatch, bf.Busy) as err:
         fail(str(err))

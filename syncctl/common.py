@@ -118,15 +118,24 @@ def context_or_exit(settings: Settings, connection: str) -> Any:
 
     connection_or_exit(settings, connection)
     redis_or_exit(settings)
-    runtime = Runtime(settings, enqueue=enqueue_for(settings))
+    runtime = Runtime(settings, enqueue=enqueue_for(settings), enqueue_batch=batch_enqueue_for(settings))
     return runtime.context(connection)
 
 
 def enqueue_for(settings: Settings) -> Callable[[Any], None]:
+    """The job publisher for single events (tests replace it)."""
     from tasks.celery_app import make_celery
     from tasks.dispatch import enqueuer
 
     return enqueuer(make_celery(settings))  # type: ignore[no-any-return]
+
+
+def batch_enqueue_for(settings: Settings) -> Callable[..., None]:
+    """The job publisher for batches of events: one `sync.batch` job per call (tests replace it)."""
+    from tasks.celery_app import make_celery
+    from tasks.dispatch import batch_enqueuer
+
+    return batch_enqueuer(make_celery(settings))  # type: ignore[no-any-return]
 
 
 def entity_route(entity: str) -> tuple[str, str]:

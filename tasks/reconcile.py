@@ -1,7 +1,7 @@
 """`sync.reconcile`: the periodic sweep (Celery beat) for one connection.
 
 Also, for every worker that loads the tasks:
-* backfill jobs spend only the batch share of the Uniconta budget: a `sync.record` job
+* backfill jobs spend only the batch share of the Uniconta budget: a `sync.record` or `sync.batch` job
   whose event came from a backfill runs inside `priority("batch")` (set around the task
   by Celery's prerun/postrun signals), so a long initial sync never eats the reserve kept
   for live changes;
@@ -25,7 +25,7 @@ from sync.operations.reconcile import sweep
 from sync.runtime import get_runtime, redis_url
 from sync.state.ratelimit import priority
 from tasks.dispatch import enqueue
-from tasks.queues import RECONCILE_SWEEP, SYNC_RECORD
+from tasks.queues import RECONCILE_SWEEP, SYNC_BATCH, SYNC_RECORD
 
 BATCH_ORIGINS = ("backfill",)
 # A sweep stops queueing at this share of the task's soft time limit and moves its
@@ -50,9 +50,10 @@ _batch: dict[str, AbstractContextManager[None]] = {}
 def _batch_priority_for_backfill(task_id: str | None = None, task: Any = None, kwargs: Any = None,
                                  **_: Any) -> None:
     """Celery runs prerun, the task and postrun in one context, so the priority spans the task."""
-    if getattr(task, "name", None) != SYNC_RECORD or not task_id:
+    name = getattr(task, "name", None)
+    if name not in (SYNC_RECORD, SYNC_BATCH) or not task_id:
         return
-    event = (kwargs or {}).get("event") or {}
+    event = (kwargs or {}).get("event") or ((kwargs or {}).get("events") or [{}])[0]
     if event.get("origin") in BATCH_ORIGINS:
         block = priority("batch")
         block.__enter__()

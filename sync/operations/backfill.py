@@ -1,26 +1,27 @@
-"""Backfill / initial sync: queue every record of a flow's source at backfill priority.
+"""Backfill / initial sync: queue every record of a flow's source at backfill priority, a page per job.
 
 `syncctl backfill CONNECTION ENTITY` walks the source (webCRM by id through
-`/Queries`, Uniconta by RowId through OData) and hands each record to
-`intake.accept` with origin "backfill", which routes its job to the `backfill`
-queue that workers read last. The flow handlers do the matching: they look the
-target up by cross-reference, then by e-mail or item number, and only then create —
-so existing pairs are linked, not duplicated.
+`/Queries`, Uniconta by RowId through OData) and hands each page of `batch_size` records
+to `intake.accept_many` with origin "backfill": one `sync.batch` job per page, routed to
+the `backfill` queue that workers read last. The flow handlers do the matching, record by
+record as always: they look the target up by cross-reference, then by e-mail or item
+number, and only then create — so existing pairs are linked, not duplicated — while the
+batch shares their reads and writes (sync/jobs/batch.py).
 
 * **Plan, then queue.** The ids are read first (ids and `UpdatedAt` only where the API
   allows), which gives the progress bar its total and ETA.
-* **Flow control.** At most `backfill_window` jobs wait in the backfill queue; the walk
+* **Flow control.** At most `backfill_window` records wait in the backfill queue; the walk
   waits for the workers beyond that. A live change to a record whose backfill job is
   waiting is coalesced into that job, so the queue must stay short.
 * **Checkpoint** (`sync:<c>:count:backfill:<system>:<entity>`): the position (webCRM id or
-  Uniconta RowId) of the last record queued, written with every record. After a crash or
+  Uniconta RowId) of the last record queued, written with every page. After a crash or
   Ctrl-C the same command resumes after it; `--restart` starts over.
 * **Budget.** All reads run as batch work, and backfill jobs run as batch work too
   (tasks/reconcile.py), so the live reserve of the Uniconta daily budget is never used.
-  Before each record the walk compares what is left of the batch share with what the
-  jobs still waiting will need; when it is not enough it stops ("stop now, resume
-  later"), rewinds the checkpoint to the first job that has not started, and tells when
-  the budget resets (local midnight).
+  Before each page the walk compares what is left of the batch share with what the
+  records still waiting will need; when it is not enough it stops ("stop now, resume
+  later"), rewinds the checkpoint to the first record whose job has not started, and tells
+  when the budget resets (local midnight).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from sync.state import intake, keys
 from sync.state.locks import LockBusy, record_lock
 from sync.state.ratelimit import DailyBudget, priority
 
-DEFAULT_CALLS_PER_RECORD = 3  # Uniconta calls one backfilled record costs, until measured
+DEFAULT_CALLS_PER_RECORD = 3  # Uniconta calls one backfilled record costs alone, until measured
+DEFAULT_CALLS_PER_PAGE = 20  # ... and a page of records in one batch job (lookups, InsertLists, echo checks)
 MEASURE_AFTER = 20  # finished jobs before the measured cost is trusted
 WAIT_NOTICE_SECONDS = 30.0
 
@@ -138,9 +140,10 @@ def plan(ctx: ConnectionContext, source: Source, *, after: int | None, since: da
     raise AssertionError("unreachable")
 
 
-def run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, **options: Any) -> Outcome:
+def run(ctx: ConnectionContext, source: Source, enqueue: intake.EnqueueBatch, **options: Any) -> Outcome:
     """Backfill one source of a connection; see the module docstring and `_run` for the options.
 
+    `enqueue` publishes one batch job for a page of events (`tasks.dispatch.enqueue_batch`).
     Raises Busy when another backfill of the same source runs, CheckpointMismatch for a `since`
     that differs from an unfinished run's.
     """
@@ -151,13 +154,14 @@ def run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, **optio
         raise Busy(f"another backfill of {source.entity} on {ctx.connection.id} is running") from None
 
 
-def _run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, *, since: datetime | None = None,
+def _run(ctx: ConnectionContext, source: Source, enqueue: intake.EnqueueBatch, *, since: datetime | None = None,
          limit: int | None = None, restart: bool = False, window: int | None = None,
          queue_depth: Callable[[], int] = lambda: 0, reporter: Reporter | None = None,
          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Outcome:
     r, conn = ctx.redis, ctx.connection
     reporter = reporter or SilentReporter()
     window = conn.backfill_window if window is None else window
+    size = conn.batch_size
     key = checkpoint_key(conn.id, source)
     since_text = since.isoformat() if since else ""
     previous = load_checkpoint(r, conn.id, source)
@@ -182,12 +186,14 @@ def _run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, *, sin
                          "planned": str(len(todo)), "updated_at": f"{time.time():.3f}"})
     queued_before = int(previous.get("queued") or 0) if after is not None else 0
     reporter.start(len(todo), 0, f"backfill {conn.id} {source.entity}")
-    recent: collections.deque[tuple[str, int]] = collections.deque(maxlen=max(window, 1) + 50)
-    current: Event | None = None
+    recent: collections.deque[tuple[str, int]] = collections.deque(maxlen=max(window, size) + 50)
+    current: list[Event] = []
     try:
-        for record_id, position in todo:
-            _wait_for_room(queue_depth, window, reporter, sleep, clock)
-            needed = _calls_needed(budget, started_used, outcome, _not_started(r, source, conn.id, recent))
+        for start in range(0, len(todo), size):
+            page = todo[start:start + size]
+            _wait_for_room(lambda: queue_depth() * size, window, reporter, sleep, clock)
+            waiting = _not_started(r, source, conn.id, recent)
+            needed = _calls_needed(budget, started_used, outcome, waiting, len(page), size)
             usage = budget.usage()
             if budget.budget and usage["remaining_for_batch"] < needed:
                 short = Throttled(f"daily call budget: batch share nearly used ({usage['used']} of "
@@ -195,27 +201,26 @@ def _run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, *, sin
                                   system="uniconta", retry_after=budget.seconds_to_midnight())
                 return _budget_stop(r, key, outcome, budget, short, rewind_to=_first_unstarted(r, source, conn.id,
                                                                                             recent, after))
-            event = Event(conn.id, source.system, source.entity, record_id, origin="backfill")
-            current = event
-            status = intake.accept(r, event, enqueue).status
-            current = None
-            if status == "queued":
-                outcome.queued += 1
-            else:
-                outcome.coalesced += 1
-            outcome.walked += 1
-            outcome.position = position
-            recent.append((record_id, position))
-            r.hset(key, mapping={"position": str(position), "updated_at": f"{time.time():.3f}",
+            current = [Event(conn.id, source.system, source.entity, record_id, origin="backfill")
+                       for record_id, _ in page]
+            statuses = [o.status for o in intake.accept_many(r, current, enqueue)]
+            current = []
+            outcome.queued += statuses.count("queued")
+            outcome.coalesced += len(statuses) - statuses.count("queued")
+            outcome.walked += len(page)
+            outcome.position = page[-1][1]
+            recent.extend(page)
+            r.hset(key, mapping={"position": str(outcome.position), "updated_at": f"{time.time():.3f}",
                                  "queued": str(queued_before + outcome.queued + outcome.coalesced)})
-            reporter.advance({"queued": outcome.queued, "coalesced": outcome.coalesced})
+            for _ in page:
+                reporter.advance({"queued": outcome.queued, "coalesced": outcome.coalesced})
     except KeyboardInterrupt:
-        if current is not None:
-            # Interrupted inside intake.accept: the job may not have been published, and a pending
-            # mark without a job would hold the record back for an hour. Drop our own mark (a
-            # second job, if it was published after all, is harmless).
-            pending = keys.pending(conn.id, current.system, current.entity, current.record_id)
-            if r.get(pending) == current.event_id:
+        for event in current:
+            # Interrupted inside the intake: the page's job may not have been published, and a pending
+            # mark without a job would hold its record back for an hour. Drop our own marks (a second
+            # job, if it was published after all, is harmless).
+            pending = keys.pending(conn.id, event.system, event.entity, event.record_id)
+            if r.get(pending) == event.event_id:
                 r.delete(pending)
         outcome.state = "interrupted"
         outcome.message = (f"interrupted after {outcome.walked} of {outcome.total}; the checkpoint is at "
@@ -233,30 +238,37 @@ def _run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, *, sin
     return outcome
 
 
-def _wait_for_room(queue_depth: Callable[[], int], window: int, reporter: Reporter,
+def _wait_for_room(queued: Callable[[], int], window: int, reporter: Reporter,
                    sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
-    """Wait while the backfill queue holds `window` jobs or more."""
+    """Wait while `window` records or more wait in the backfill queue."""
     if window <= 0:
         return
     since = clock()
     noticed = False
-    while queue_depth() >= window:
+    while queued() >= window:
         if not noticed and clock() - since > WAIT_NOTICE_SECONDS:
-            reporter.note(f"waiting for workers: {window} backfill jobs are queued (is a worker running "
+            reporter.note(f"waiting for workers: {window} backfill records are queued (is a worker running "
                           "with -Q ...,backfill?)")
             noticed = True
         sleep(0.2)
 
 
-def _calls_needed(budget: DailyBudget, started_used: int, outcome: Outcome, waiting: int) -> int:
-    """Uniconta calls this run's waiting jobs plus the next one will need (measured once enough ran)."""
+def _calls_needed(budget: DailyBudget, started_used: int, outcome: Outcome, waiting: int, page: int,
+                  size: int) -> int:
+    """Uniconta calls this run's waiting records plus the next page will need.
+
+    Measured per record once enough records ran; until then a page (of any length: most of its
+    calls are shared) is taken to cost `DEFAULT_CALLS_PER_PAGE`, a record alone
+    `DEFAULT_CALLS_PER_RECORD`.
+    """
     if not budget.budget:
         return 0
     finished = outcome.queued - waiting
-    per_record = float(DEFAULT_CALLS_PER_RECORD)
     if finished >= MEASURE_AFTER:
-        per_record = max(1.0, (budget.usage()["used"] - started_used) / finished)
-    return int(per_record * (waiting + 1) + 0.999)
+        per_record = max(0.01, (budget.usage()["used"] - started_used) / finished)
+        return int(per_record * (waiting + page) + 0.999)
+    pages = -(-(waiting + page) // max(1, size))
+    return pages * (DEFAULT_CALLS_PER_RECORD if size <= 1 else DEFAULT_CALLS_PER_PAGE)
 
 
 def _not_started(r: redis.Redis, source: Source, connection: str,

@@ -3,6 +3,8 @@ links rebuild after losing Redis, and no duplicates — sandboxes, the CLI and a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sync.config import load_settings
@@ -74,17 +76,19 @@ def test_interrupted_backfill_resumes_and_makes_no_duplicates(e2e: Stack, monkey
     numbers = seed_items(e2e, 12)
     settings = load_settings(e2e.env)
     ctx = Runtime(settings).context(CONNECTION)
+    assert ctx is not None
+    ctx = replace(ctx, connection=replace(ctx.connection, batch_size=2))
     from tasks.celery_app import make_celery
-    from tasks.dispatch import enqueuer
+    from tasks.dispatch import batch_enqueuer
 
-    publish = enqueuer(make_celery(settings))
+    publish = batch_enqueuer(make_celery(settings))
     sent: list[Event] = []
 
-    def crashing(event: Event) -> None:  # Ctrl-C after four records
+    def crashing(events: list[Event], countdown: float = 0.0) -> None:  # Ctrl-C after two pages of two
         if len(sent) == 4:
             raise KeyboardInterrupt
-        publish(event)
-        sent.append(event)
+        publish(events, countdown)
+        sent.extend(events)
 
     outcome = backfill.run(ctx, source_for("item"), crashing)
     assert outcome.state == "interrupted"

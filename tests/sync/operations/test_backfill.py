@@ -49,29 +49,40 @@ def budget_day_key(ctx: ConnectionContext) -> str:
 
 
 class Interrupting:
-    """An enqueue that is interrupted (Ctrl-C) after `n` events."""
+    """A batch publisher that is interrupted (Ctrl-C) when a page would take it past `n` events."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.events: list[Event] = []
 
-    def __call__(self, event: Event) -> None:
-        if len(self.events) >= self.n:
+    def __call__(self, events: list[Event], countdown: float = 0.0) -> None:
+        if len(self.events) + len(events) > self.n:
             raise KeyboardInterrupt
-        self.events.append(event)
+        self.events.extend(events)
+
+
+def into(sent: list[Event]) -> Any:
+    """A batch publisher that keeps the events of every page it is given, in order."""
+    return lambda events, countdown=0.0: sent.extend(events)
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> ConnectionContext:
+    """Pages of one record: each record's own checkpoint, limit and budget step, as before pages."""
+    return make_ctx(batch_size=1)
 
 
 def test_backfill_queues_everything_in_order_at_backfill_origin(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
     ids = orgs(sandboxes, 5)
     sent: list[Event] = []
-    outcome = backfill.run(ctx, ORG, sent.append)
+    outcome = backfill.run(ctx, ORG, into(sent))
     assert outcome.state == "done" and outcome.queued == 5 and outcome.total == 5
     assert [e.record_id for e in sent] == names(ids)
     assert {e.origin for e in sent} == {"backfill"}
     cp = backfill.load_checkpoint(ctx.redis, CONNECTION, ORG)
     assert cp["state"] == "done" and cp["position"] == str(ids[-1])
     # Done: the next run starts over (records whose jobs still wait are coalesced).
-    again = backfill.run(ctx, ORG, sent.append)
+    again = backfill.run(ctx, ORG, into(sent))
     assert again.resumed_from is None and again.coalesced == 5
 
 
@@ -84,7 +95,7 @@ def test_interrupted_backfill_resumes_after_its_checkpoint(ctx: ConnectionContex
     # The record interrupted inside the intake keeps no pending mark (it would hold it back for an hour).
     assert not ctx.redis.exists(keys.pending(CONNECTION, "webcrm", "organisation", str(ids[4])))
     rest: list[Event] = []
-    resumed = backfill.run(ctx, ORG, rest.append)
+    resumed = backfill.run(ctx, ORG, into(rest))
     assert resumed.resumed_from == ids[3] and resumed.state == "done"
     assert [e.record_id for e in first.events + rest] == names(ids)  # each once, in order
     assert backfill.load_checkpoint(ctx.redis, CONNECTION, ORG)["queued"] == "10"
@@ -93,9 +104,9 @@ def test_interrupted_backfill_resumes_after_its_checkpoint(ctx: ConnectionContex
 def test_limit_stops_and_the_next_run_continues(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
     ids = orgs(sandboxes, 7)
     sent: list[Event] = []
-    assert backfill.run(ctx, ORG, sent.append, limit=3).state == "limit"
-    assert backfill.run(ctx, ORG, sent.append, limit=3).state == "limit"
-    assert backfill.run(ctx, ORG, sent.append, limit=3).state == "done"
+    assert backfill.run(ctx, ORG, into(sent), limit=3).state == "limit"
+    assert backfill.run(ctx, ORG, into(sent), limit=3).state == "limit"
+    assert backfill.run(ctx, ORG, into(sent), limit=3).state == "done"
     assert [e.record_id for e in sent] == names(ids)
 
 
@@ -103,13 +114,13 @@ def test_since_filters_and_must_match_an_unfinished_checkpoint(ctx: ConnectionCo
     ids = orgs(sandboxes, 6)
     sent: list[Event] = []
     since = T0 + timedelta(days=4)
-    backfill.run(ctx, ORG, sent.append, since=since, limit=1)
+    backfill.run(ctx, ORG, into(sent), since=since, limit=1)
     assert [e.record_id for e in sent] == names(ids[3:4])
     with pytest.raises(backfill.CheckpointMismatch):
-        backfill.run(ctx, ORG, sent.append)
-    backfill.run(ctx, ORG, sent.append, since=since)
+        backfill.run(ctx, ORG, into(sent))
+    backfill.run(ctx, ORG, into(sent), since=since)
     assert [e.record_id for e in sent] == names(ids[3:])
-    backfill.run(ctx, ORG, sent.append, restart=True, limit=1)
+    backfill.run(ctx, ORG, into(sent), restart=True, limit=1)
     assert sent[-1].record_id == str(ids[0])
 
 
@@ -117,20 +128,20 @@ def test_flow_control_waits_for_room_in_the_backfill_queue(ctx: ConnectionContex
     orgs(sandboxes, 3)
     depths = iter([5, 5, 1] + [0] * 50)
     sleeps: list[float] = []
-    outcome = backfill.run(ctx, ORG, lambda e: None, window=2, queue_depth=lambda: next(depths),
+    outcome = backfill.run(ctx, ORG, lambda events, countdown=0.0: None, window=2, queue_depth=lambda: next(depths),
                            sleep=sleeps.append)
     assert outcome.state == "done" and len(sleeps) == 2
 
 
 def test_budget_stop_says_when_to_resume_and_resume_works(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
-    ctx = make_ctx(uniconta=BUDGET)
+    ctx = make_ctx(uniconta=BUDGET, batch_size=1)
     budget = budget_of(ctx)
     for i in range(1, 21):
         sandboxes.uniconta.ui("InvItemClient", Item=f"I{i}", Name=f"Vare {i}")
     day_key = budget_day_key(ctx)
     ctx.redis.set(day_key, 60)  # 20 batch calls left; a record is estimated at 3
     sent: list[Event] = []
-    outcome = backfill.run(ctx, ITEM, sent.append)
+    outcome = backfill.run(ctx, ITEM, into(sent))
     assert outcome.state == "budget" and 0 < len(sent) < 20
     assert outcome.resume_after_seconds and outcome.resume_after_seconds > 0
     assert "Resume after" in outcome.message and "same command" in outcome.message
@@ -143,15 +154,15 @@ def test_budget_stop_says_when_to_resume_and_resume_works(make_ctx: MakeCtx, san
     for event in sent:
         intake.clear_pending(ctx.redis, event)  # the jobs ran meanwhile
     again: list[Event] = []
-    done = backfill.run(ctx, ITEM, again.append)
+    done = backfill.run(ctx, ITEM, into(again))
     assert done.state == "done" and [e.record_id for e in again] == [f"I{i}" for i in range(1, 21)]
 
 
 def test_budget_refusing_the_plan_reads_stops_at_once(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
-    ctx = make_ctx(uniconta=BUDGET)
+    ctx = make_ctx(uniconta=BUDGET, batch_size=1)
     sandboxes.uniconta.ui("InvItemClient", Item="I1", Name="Vare")
     ctx.redis.set(budget_day_key(ctx), 80)
-    outcome = backfill.run(ctx, ITEM, lambda e: None)
+    outcome = backfill.run(ctx, ITEM, lambda events, countdown=0.0: None)
     assert outcome.state == "budget" and outcome.queued == 0
     assert sandboxes.uniconta.calls() == []  # the refused read was never sent
 
@@ -286,5 +297,29 @@ def test_one_backfill_per_source_at_a_time(ctx: ConnectionContext, sandboxes: Sa
 
     orgs(sandboxes, 2)
     with record_lock(ctx.redis, CONNECTION, "backfill", ORG.name), pytest.raises(backfill.Busy):
-        backfill.run(ctx, ORG, lambda e: None)
-    assert backfill.run(ctx, ORG, lambda e: None).state == "done"
+        backfill.run(ctx, ORG, lambda events, countdown=0.0: None)
+    assert backfill.run(ctx, ORG, lambda events, countdown=0.0: None).state == "done"
+
+
+def test_backfill_queues_one_batch_job_per_page_of_records(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
+    ctx = make_ctx(batch_size=4)
+    ids = orgs(sandboxes, 10)
+    pages: list[list[Event]] = []
+    outcome = backfill.run(ctx, ORG, lambda events, countdown=0.0: pages.append(events))
+    assert outcome.state == "done" and outcome.queued == 10
+    assert [[e.record_id for e in page] for page in pages] == [names(ids[:4]), names(ids[4:8]), names(ids[8:])]
+    assert all(ctx.redis.exists(keys.pending(CONNECTION, "webcrm", "organisation", str(i))) for i in ids)
+    assert backfill.load_checkpoint(ctx.redis, CONNECTION, ORG)["position"] == str(ids[-1])
+
+
+def test_an_interrupted_page_leaves_no_pending_marks_and_resumes_at_its_start(make_ctx: MakeCtx,
+                                                                              sandboxes: Sandboxes) -> None:
+    ctx = make_ctx(batch_size=4)
+    ids = orgs(sandboxes, 10)
+    first = Interrupting(5)  # the second page would take it past five
+    outcome = backfill.run(ctx, ORG, first)
+    assert outcome.state == "interrupted" and outcome.position == ids[3]
+    assert not any(ctx.redis.exists(keys.pending(CONNECTION, "webcrm", "organisation", str(i))) for i in ids[4:])
+    rest: list[Event] = []
+    backfill.run(ctx, ORG, into(rest))
+    assert [e.record_id for e in first.events + rest] == names(ids)

@@ -12,7 +12,6 @@ import redis
 from sync.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 # ctx, make_ctx, sandboxes, broker: flows, reconciliation and backfill in-process on the sandboxes.
 pytest_plugins = ("tests.support.context",)

@@ -69,7 +69,7 @@ def planned_services(settings: Settings) -> list[Service]:
     bind = RECEIVER_BIND if not settings.demo else "127.0.0.1:" + RECEIVER_BIND.rsplit(":", 1)[-1]
     services.append(Service(
         "receiver",
-        [py, "-m", "gunicorn", "--bind", bind, "--workers", "2", "--threads", "4",
+        [py, "-m", "gunicorn", "-c", "python:webhooks.gunicorn_conf", "--bind", bind, "--workers", "2", "--threads", "4",
          "--access-logfile", "-", "--log-level", "warning", "webhooks.app:create_app()"],
         where=f"http://{bind}  (POST /webhook/<connection>/webcrm|uniconta)", ready_url=f"http://{bind}/healthz"))
     celery = [py, "-m", "celery", "-A", "tasks.app"]

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """A compose command line as the container runs it (the image's PATH holds the project's scripts)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "SYNC_CONFIG"))}
+    environ["PATH"] = f"{BIN}{os.pathsep}{environ.get('PATH', '')}"
+    return subprocess.run(command, cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_compose_services_and_commands() -> None:
@@ -36,3 +51,12 @@ def test_makefile_help_lists_targets() -> None:
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for target in ("install", "run", "test", "lint", "bench", "clean"):
         assert f"make {target}" in out
+
+
+def test_compose_receiver_refuses_the_demo_configuration() -> None:
+    """.env without SYNC_CONFIG would serve the demo, whose token is published, on 0.0.0.0:8000."""
+    web = _services()["web"]["command"]
+    assert web[:3] == ["gunicorn", "-c", "python:webhooks.gunicorn_conf"] and "0.0.0.0:8000" in web
+    result = _run(web)
+    assert result.returncode == 2, result.stderr
+    assert "refusing to listen on 0.0.0.0" in result.stderr and "Listening at" not in result.stderr

@@ -37,9 +37,10 @@ def test_compose_services_and_commands() -> None:
     web = services["web"]["command"]
     module, _, factory = web[-1].partition(":")
     assert getattr(importlib.import_module(module), factory.rstrip("()"))
-    for name in ("worker", "beat", "flower"):
+    for name in ("worker", "beat"):
         cmd = services[name]["command"]
         assert cmd[:3] == ["celery", "-A", "tasks.app"], cmd
+    assert services["flower"]["command"][:3] == ["python", "-m", "tasks.flower"]
     assert (ROOT / ".env.example").exists() and (ROOT / "Dockerfile").exists()
     for name in ("web", "worker", "beat", "flower"):
         assert services[name]["env_file"] == ".env"
@@ -60,3 +61,16 @@ def test_compose_receiver_refuses_the_demo_configuration() -> None:
     result = _run(web)
     assert result.returncode == 2, result.stderr
     assert "refusing to listen on 0.0.0.0" in result.stderr and "Listening at" not in result.stderr
+
+
+def test_compose_flower_refuses_to_start_without_credentials() -> None:
+    """Flower itself would start open to anyone; compose starts it through tasks.flower, which refuses."""
+    flower = _services()["flower"]
+    assert "5555:5555" in flower["ports"]
+    command = [sys.executable if flower["command"][0] == "python" else flower["command"][0], *flower["command"][1:]]
+    env_example = (ROOT / ".env.example").read_text()
+    assert "\nFLOWER_BASIC_AUTH=\n" in env_example  # the template leaves it empty: it must be chosen
+    for env in ({}, {"FLOWER_BASIC_AUTH": ""}, {"FLOWER_BASIC_AUTH": "admin:"}):
+        result = _run(command, **env)
+        assert result.returncode == 2, (env, result.stderr)
+        assert "refusing to start Flower on every interface without authentication" in result.stderr

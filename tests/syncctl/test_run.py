@@ -98,3 +98,15 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
     assert leaks == []
     receiver_log = (tmp_path / "run" / "logs" / "receiver.log").read_text()
     assert "&Action=Update&token=*** HTTP/1.1\" 202" in receiver_log and "&token=***\" \"python" in receiver_log
+
+
+def test_run_with_a_real_configuration_needs_flower_credentials_before_starting_anything(tmp_path: Path) -> None:
+    from tests.support.stack import write_config
+
+    config = write_config(tmp_path / "sync.toml", webcrm_url="http://127.0.0.1:9", uniconta_url="http://127.0.0.1:9")
+    env = {**os.environ, "SYNC_CONFIG": str(config), "SYNC_RUN_DIR": str(tmp_path / "run")}
+    result = subprocess.run([sys.executable, "-m", "syncctl.run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "refusing to start Flower on 127.0.0.1 with a real configuration" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -25,11 +25,13 @@ from sync.secrets import MASK, is_secret_name, mask_query, scrub
 # `{name}i` (request header), `{name}o` (response header), `{name}e` (WSGI environ) atoms.
 _NAMED_ATOM = re.compile(r"^\{(?P<name>.+)\}[ioe]$")
 _QUERY_ATOMS = {"q", "{query_string}e"}
+# Atoms the server makes up itself (address, time, status, sizes, durations, pid): nothing to mask.
+_SERVER_ATOMS = {"h", "l", "t", "s", "m", "H", "b", "B", "T", "D", "M", "L", "p"}
 
 
 def mask_atom(key: str, value: Any) -> Any:
     """One access-log atom as it may be written: query values, credential headers and secrets masked."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or key in _SERVER_ATOMS:
         return value
     if key in _QUERY_ATOMS:
         return scrub(mask_query(value))
@@ -53,9 +55,9 @@ class ScrubbingLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        for log in (self.error_log, self.access_log):  # "Error handling request /webhook/...?token=..."
-            if not any(isinstance(f, ContextFilter) for f in log.filters):
-                log.addFilter(ContextFilter())
+        # "Error handling request /webhook/...?token=...": error lines are masked whole.
+        if not any(isinstance(f, ContextFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(ContextFilter())
 
 
 def _hosts(addresses: list[Any]) -> list[str]:

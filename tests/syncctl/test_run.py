@@ -25,16 +25,18 @@ TOKEN = "demo-token"
 
 
 def _send_webhooks_with_the_token(receiver: str) -> None:
-    """Every way a token reaches the receiver: query, referer, header, a wrong one, and calls the receiver refuses."""
+    """Every way a token reaches the receiver: query, referer, header, a wrong one, and calls the receiver refuses;
+    no answer (error messages included) repeats it."""
     uniconta = f"{receiver}/webhook/demo/invitems?CompanyId=1234&Table=InvItem&Key=RUN-2&RowId=99&Action=Update"
-    assert requests.get(f"{uniconta}&token={TOKEN}", timeout=5).status_code == 202
-    assert requests.get(f"{uniconta}&token={TOKEN}", headers={"Referer": f"{uniconta}&token={TOKEN}"},
-                        timeout=5).status_code == 202
-    assert requests.get(f"{uniconta}&token={TOKEN}-wrong", timeout=5).status_code == 401
-    assert requests.get(f"{receiver}/webhook/demo/invitems?CompanyId=99&token={TOKEN}", timeout=5).status_code == 400
-    assert requests.post(f"{receiver}/webhook/demo/webcrm?token={TOKEN}", json={"EntityId": 1}, timeout=5,
-                         headers={"X-Webhook-Token": TOKEN}).status_code == 400
-    assert requests.get(f"{receiver}/webhook/nope/uniconta?token={TOKEN}", timeout=5).status_code == 404
+    calls = [("GET", f"{uniconta}&token={TOKEN}", {}, None, 202),
+             ("GET", f"{uniconta}&token={TOKEN}", {"Referer": f"{uniconta}&token={TOKEN}"}, None, 202),
+             ("GET", f"{uniconta}&token={TOKEN}-wrong", {}, None, 401),
+             ("GET", f"{receiver}/webhook/demo/invitems?CompanyId=99&token={TOKEN}", {}, None, 400),
+             ("POST", f"{receiver}/webhook/demo/webcrm?token={TOKEN}", {"X-Webhook-Token": TOKEN}, {"EntityId": 1}, 400),
+             ("GET", f"{receiver}/webhook/nope/uniconta?token={TOKEN}", {}, None, 404)]
+    for method, url, headers, body, status in calls:
+        resp = requests.request(method, url, headers=headers, json=body, timeout=5)
+        assert resp.status_code == status and TOKEN not in resp.text, (url, resp.status_code, resp.text)
 
 
 def _redis_text(url: str) -> str:

@@ -5,19 +5,30 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench clean
+.PHONY: help install lock run test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): setup.cfg pyproject.toml
+# The pinned, hashed dependencies (`make lock` writes them from setup.cfg): requirements.txt is what
+# the image installs, requirements-dev.txt adds the dev tools at the same versions.
+LOCK_DEV := requirements-dev.txt
+LOCK     := requirements.txt
+COMPILE  := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+            --strip-extras --no-emit-index-url --no-emit-find-links
+
+$(STAMP): setup.cfg pyproject.toml $(LOCK_DEV)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11 is required; set PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK_DEV)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its dev tools
+install: $(STAMP) ## create .venv: the locked dependencies (requirements-dev.txt), then the package itself
+
+lock: $(STAMP) ## re-pin requirements*.txt to the newest versions setup.cfg allows (hashed); review, then make test
+	$(COMPILE) --upgrade --extra dev --all-build-deps -o $(LOCK_DEV) setup.cfg
+	$(COMPILE) --build-deps-for wheel -c $(LOCK_DEV) -o $(LOCK) setup.cfg
 
 run: $(STAMP) ## start everything on the embedded default (Redis, sandboxes, receiver, worker, beat, Flower)
 	$(BIN)/python -m syncctl.run

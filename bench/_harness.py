@@ -39,7 +39,8 @@ COMPANY = 1234
 QUEUES = "webhooks,sync,reconcile,backfill"
 # The Uniconta user-defined fields the flows use (the same list `make run` gives the demo sandbox).
 USER_FIELDS = "Debtor:WebcrmId,DebtorOrder:WebcrmDeliveryId,DebtorOrderLine:WebcrmLineId,Employee:WebcrmUserId"
-# gunicorn as `make run` starts the receiver (syncctl/run.py), minus the access log (see docs).
+# gunicorn as `make run` starts the receiver (syncctl/run.py), minus the access log and its token
+# masking (webhooks/gunicorn_conf.py; its cost is in docs/benchmarks.md).
 GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 4
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
+from urllib.parse import unquote_plus
 
 MASK = "***"
 
@@ -29,6 +30,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), MASK),
 ]
+
+# One parameter of a URL's query (`?k=v`, `&k=v`, `;k=v`): the key is matched after percent-decoding,
+# because Flask decodes it too (`?tok%65n=...` authenticates like `?token=...`).
+_URL_PARAM = re.compile(r"(?P<lead>[?&;])(?P<key>[^=&;#?\s\"']+)=(?P<value>[^&;#\s\"']*)")
 
 
 class Secret:
@@ -82,7 +87,7 @@ def forget(value: str) -> None:
 
 
 def scrub(text: str) -> str:
-    """Mask registered secrets and anything shaped like a credential."""
+    """Mask registered secrets and anything shaped like a credential (including secret-named URL parameters)."""
     if not text:
         return text
     pattern = _known_pattern
@@ -90,7 +95,22 @@ def scrub(text: str) -> str:
         text = pattern.sub(MASK, text)
     for rx, replacement in _PATTERNS:
         text = rx.sub(replacement, text)
-    return text
+    return _URL_PARAM.sub(_mask_param, text)
+
+
+def mask_query(query: str) -> str:
+    """A query string (without `?`) with the value of every secret-named parameter masked.
+
+    Uniconta's Change URL can only carry the webhook token in the query, so every access log line and
+    every error report that shows a request's query passes through this.
+    """
+    return _URL_PARAM.sub(_mask_param, "?" + query)[1:] if query else query
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    if match["value"] and is_secret_name(unquote_plus(match["key"])):
+        return f"{match['lead']}{match['key']}={MASK}"
+    return match[0]
 
 
 def scrub_data(value: Any) -> Any:
@@ -98,13 +118,14 @@ def scrub_data(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {k: (MASK if _secret_key(k) else scrub_data(v)) for k, v in value.items()}
+        return {k: (MASK if is_secret_name(k) else scrub_data(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub_data(v) for v in value]
     return value
 
 
-def _secret_key(key: Any) -> bool:
+def is_secret_name(key: Any) -> bool:
+    """True for a field, header or parameter name that holds a credential (`token`, `X-Webhook-Token`...)."""
     return isinstance(key, str) and bool(
         re.search(r"(?i)(password|passwd|secret|token|authcode|authorization|api[_-]?key|cookie|signature)", key)
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import sentry_sdk
 
-from sync.secrets import Secret, scrub_data
+from sync.secrets import Secret, mask_query, scrub_data
 
 
 def release() -> str:
@@ -22,7 +22,14 @@ def release() -> str:
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    """Scrub secrets from everything in the event (messages, frames' vars, request, breadcrumbs)."""
+    """Scrub secrets from everything in the event (messages, frames' vars, request, breadcrumbs).
+
+    The request's query string is masked by parameter name first: a Uniconta Change-URL call carries
+    the webhook token there, and the Flask integration copies the query into every receiver event.
+    """
+    request = event.get("request")
+    if isinstance(request, dict) and isinstance(request.get("query_string"), str):
+        request["query_string"] = mask_query(request["query_string"])
     return scrub_data(event)  # type: ignore[no-any-return]
 
 

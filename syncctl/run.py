@@ -25,6 +25,7 @@ import requests
 from sync.config import ConfigError, Settings, load_settings
 from sync.logs import setup_logging
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT, RedisServer, RedisServerError
+from tasks.flower import auth_problem as flower_auth_problem
 
 log = logging.getLogger("syncctl.run")
 
@@ -32,6 +33,8 @@ RUN_DIR = Path(os.environ.get("SYNC_RUN_DIR", ".run"))
 RECEIVER_BIND = os.environ.get("SYNC_BIND", "127.0.0.1:8000")
 FLOWER_PORT = int(os.environ.get("FLOWER_PORT", "5555"))
 REDIS_PORT = int(os.environ.get("SYNC_REDIS_PORT", str(DEFAULT_PORT)))
+# Flower stays on loopback; tasks.flower still wants credentials unless this is the demo.
+FLOWER_ARGS = ["--address=127.0.0.1", f"--port={FLOWER_PORT}"]
 
 
 @dataclass
@@ -69,7 +72,7 @@ def planned_services(settings: Settings) -> list[Service]:
     bind = RECEIVER_BIND if not settings.demo else "127.0.0.1:" + RECEIVER_BIND.rsplit(":", 1)[-1]
     services.append(Service(
         "receiver",
-        [py, "-m", "gunicorn", "--bind", bind, "--workers", "2", "--threads", "4",
+        [py, "-m", "gunicorn", "-c", "python:webhooks.gunicorn_conf", "--bind", bind, "--workers", "2", "--threads", "4",
          "--access-logfile", "-", "--log-level", "warning", "webhooks.app:create_app()"],
         where=f"http://{bind}  (POST /webhook/<connection>/webcrm|uniconta)", ready_url=f"http://{bind}/healthz"))
     celery = [py, "-m", "celery", "-A", "tasks.app"]
@@ -79,8 +82,7 @@ def planned_services(settings: Settings) -> list[Service]:
     services.append(Service("beat", [*celery, "beat", "--loglevel", settings.log_level,
                                      "--schedule", str(RUN_DIR / "celerybeat-schedule")],
                             where="reconciliation schedule"))
-    services.append(Service("flower", [*celery, "flower", "--address=127.0.0.1", f"--port={FLOWER_PORT}"],
-                            where=f"http://127.0.0.1:{FLOWER_PORT}"))
+    services.append(Service("flower", [py, "-m", "tasks.flower", *FLOWER_ARGS], where=f"http://127.0.0.1:{FLOWER_PORT}"))
     return services
 
 
@@ -125,6 +127,10 @@ def supervise() -> int:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    problem = flower_auth_problem(FLOWER_ARGS, os.environ, demo=settings.demo)
+    if problem:  # say so before anything starts, not after Flower, the last service, exits
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     redis_server: RedisServer | None = None

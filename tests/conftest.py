@@ -12,7 +12,6 @@ import redis
 from sync.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 # ctx, make_ctx, sandboxes, broker: flows, reconciliation and backfill in-process on the sandboxes.
 pytest_plugins = ("tests.support.context",)
@@ -44,7 +43,8 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture(autouse=True)
 def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up the developer's own environment."""
-    for name in ("SYNC_CONFIG", "SENTRY_DSN", "REDIS_URL", "DEMO_WEBHOOK_TOKEN", "LOG_FORMAT", "LOG_LEVEL"):
+    for name in ("SYNC_CONFIG", "SENTRY_DSN", "REDIS_URL", "DEMO_WEBHOOK_TOKEN", "LOG_FORMAT", "LOG_LEVEL",
+                 "FLOWER_BASIC_AUTH", "FLOWER_AUTH", "FLOWER_ADDRESS", "FLOWER_UNIX_SOCKET"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("SYNC_TESTING", "1")
 

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """A compose command line as the container runs it (the image's PATH holds the project's scripts)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "SYNC_CONFIG"))}
+    environ["PATH"] = f"{BIN}{os.pathsep}{environ.get('PATH', '')}"
+    return subprocess.run(command, cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_compose_services_and_commands() -> None:
@@ -22,9 +37,10 @@ def test_compose_services_and_commands() -> None:
     web = services["web"]["command"]
     module, _, factory = web[-1].partition(":")
     assert getattr(importlib.import_module(module), factory.rstrip("()"))
-    for name in ("worker", "beat", "flower"):
+    for name in ("worker", "beat"):
         cmd = services[name]["command"]
         assert cmd[:3] == ["celery", "-A", "tasks.app"], cmd
+    assert services["flower"]["command"][:3] == ["python", "-m", "tasks.flower"]
     assert (ROOT / ".env.example").exists() and (ROOT / "Dockerfile").exists()
     for name in ("web", "worker", "beat", "flower"):
         assert services[name]["env_file"] == ".env"
@@ -36,3 +52,25 @@ def test_makefile_help_lists_targets() -> None:
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for target in ("install", "run", "test", "lint", "bench", "clean"):
         assert f"make {target}" in out
+
+
+def test_compose_receiver_refuses_the_demo_configuration() -> None:
+    """.env without SYNC_CONFIG would serve the demo, whose token is published, on 0.0.0.0:8000."""
+    web = _services()["web"]["command"]
+    assert web[:3] == ["gunicorn", "-c", "python:webhooks.gunicorn_conf"] and "0.0.0.0:8000" in web
+    result = _run(web)
+    assert result.returncode == 2, result.stderr
+    assert "refusing to listen on 0.0.0.0" in result.stderr and "Listening at" not in result.stderr
+
+
+def test_compose_flower_refuses_to_start_without_credentials() -> None:
+    """Flower itself would start open to anyone; compose starts it through tasks.flower, which refuses."""
+    flower = _services()["flower"]
+    assert "5555:5555" in flower["ports"]
+    command = [sys.executable if flower["command"][0] == "python" else flower["command"][0], *flower["command"][1:]]
+    env_example = (ROOT / ".env.example").read_text()
+    assert "\nFLOWER_BASIC_AUTH=\n" in env_example  # the template leaves it empty: it must be chosen
+    for env in ({}, {"FLOWER_BASIC_AUTH": ""}, {"FLOWER_BASIC_AUTH": "admin:"}):
+        result = _run(command, **env)
+        assert result.returncode == 2, (env, result.stderr)
+        assert "refusing to start Flower on every interface without authentication" in result.stderr

@@ -1,10 +1,11 @@
 """Generate `dto_schema.json`: the subset of webCRM's Swagger definitions that the sandbox serves.
 
-The sandbox must not need `../shared` at runtime, so the definitions it builds its DTOs from are
-copied here verbatim (plus the Swagger's own `info` and a checksum of the source file). Re-run after
-updating the reference Swagger:
+The sandbox serves only a small part of the 600 kB Swagger, so the definitions it builds its DTOs
+from are copied here verbatim (plus the Swagger's own `info` and a checksum of the source file); the
+installed package carries this file, not the Swagger. Source: `swagger-v1.json` beside this file (where
+it came from: README.md here). Re-run after replacing it:
 
-    .venv/bin/python -m sandbox.webcrm.gen_dto_schema [path/to/webcrm-swagger-v1.json]
+    .venv/bin/python -m sandbox.webcrm.gen_dto_schema [path/to/swagger.json]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SOURCE = HERE.parents[2] / "shared" / "reference" / "webcrm-swagger-v1.json"
+DEFAULT_SOURCE = HERE / "swagger-v1.json"
 TARGET = HERE / "dto_schema.json"
 
 # Every definition a served route reads or writes (directly or through a $ref).

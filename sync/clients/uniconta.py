@@ -1,4 +1,4 @@
-"""Uniconta HTTP client: REST-like Entities API and OData feed; facts cited from shared/reference/uniconta-api.md."""
+"""Uniconta HTTP client: REST-like Entities API and OData feed; facts cited from docs/reference/uniconta-api.md."""
 
 from __future__ import annotations
 

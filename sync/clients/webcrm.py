@@ -1,4 +1,4 @@
-"""webCRM REST API client (https://api.webcrm.com); facts cited from shared/reference/webcrm-api.md."""
+"""webCRM REST API client (https://api.webcrm.com); facts cited from docs/reference/webcrm-api.md."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.secrets import MASK, Secret, scrub, scrub_data
+from sync.secrets import MASK, Secret, mask_query, scrub, scrub_data
 
 
 def test_secret_never_prints() -> None:
@@ -50,3 +50,23 @@ def test_scrub_data_masks_secret_keys_and_values() -> None:
     assert out["password"] == MASK
     assert "registered-value-1" not in out["nested"][0]["note"]
     assert out["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "masked"),
+    [
+        ("CompanyId=1&token=demo-token&Table=InvItem", "CompanyId=1&token=***&Table=InvItem"),
+        ("tok%65n=demo-token&a=1", "tok%65n=***&a=1"),  # Flask decodes the key, so it authenticates too
+        ("access_token=x;password=y&signature=z", "access_token=***;password=***&signature=***"),
+        ("token=&Key=A-1", "token=&Key=A-1"),
+        ("", ""),
+    ],
+)
+def test_mask_query_masks_secret_named_parameters(query: str, masked: str) -> None:
+    assert mask_query(query) == masked
+
+
+def test_scrub_masks_secret_parameters_in_any_url() -> None:
+    line = '"GET /webhook/demo/invitems?tok%65n=demo-token&Key=A HTTP/1.1" 202 "http://h/?x=1&token=demo-token"'
+    assert scrub(line) == '"GET /webhook/demo/invitems?tok%65n=***&Key=A HTTP/1.1" 202 "http://h/?x=1&token=***"'
+    assert scrub("a ? b & c; x=1 and ?Key=A-100") == "a ? b & c; x=1 and ?Key=A-100"

@@ -1,4 +1,5 @@
-"""`make run` (syncctl.run): everything starts, an item flows through, Ctrl-C stops it all."""
+"""`make run` (syncctl.run): everything starts, an item flows through, Ctrl-C stops it all, and the
+webhook token (in the query, as Uniconta's Change URL sends it) is in no log file and nowhere in Redis."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from sync.redis_server import free_port, port_in_use
@@ -17,6 +19,38 @@ from tests.support.procs import ROOT
 from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.slow
+
+# The demo's token: published, so never registered as a secret; only masking by name keeps it out.
+TOKEN = "demo-token"
+
+
+def _send_webhooks_with_the_token(receiver: str) -> None:
+    """Every way a token reaches the receiver: query, referer, header, a wrong one, and calls the receiver refuses;
+    no answer (error messages included) repeats it."""
+    uniconta = f"{receiver}/webhook/demo/invitems?CompanyId=1234&Table=InvItem&Key=RUN-2&RowId=99&Action=Update"
+    calls = [("GET", f"{uniconta}&token={TOKEN}", {}, None, 202),
+             ("GET", f"{uniconta}&token={TOKEN}", {"Referer": f"{uniconta}&token={TOKEN}"}, None, 202),
+             ("GET", f"{uniconta}&token={TOKEN}-wrong", {}, None, 401),
+             ("GET", f"{receiver}/webhook/demo/invitems?CompanyId=99&token={TOKEN}", {}, None, 400),
+             ("POST", f"{receiver}/webhook/demo/webcrm?token={TOKEN}", {"X-Webhook-Token": TOKEN}, {"EntityId": 1}, 400),
+             ("GET", f"{receiver}/webhook/nope/uniconta?token={TOKEN}", {}, None, 404)]
+    for method, url, headers, body, status in calls:
+        resp = requests.request(method, url, headers=headers, json=body, timeout=5)
+        assert resp.status_code == status and TOKEN not in resp.text, (url, resp.status_code, resp.text)
+
+
+def _redis_text(url: str) -> str:
+    """Every key and value in Redis (journal, dead letters, broker messages, marks) as one text."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    parts = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        value = {"string": lambda k: client.get(k), "list": lambda k: client.lrange(k, 0, -1),
+                 "hash": lambda k: client.hgetall(k), "set": lambda k: client.smembers(k),
+                 "zset": lambda k: client.zrange(k, 0, -1), "stream": lambda k: client.xrange(k)}.get(kind)
+        parts.append(f"{key} {value(key) if value else kind}")
+    client.close()
+    return "\n".join(parts)
 
 
 def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
@@ -45,7 +79,11 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
             return any(r["QuotationLineLinkedDataItemData1"] == "RUN-1" for r in rows)
 
         wait_for(in_catalogue, timeout=30, what="the item to reach the webCRM sandbox")
-        assert requests.get(f"http://127.0.0.1:{ports['receiver']}/readyz", timeout=5).status_code == 200
+        receiver = f"http://127.0.0.1:{ports['receiver']}"
+        assert requests.get(f"{receiver}/readyz", timeout=5).status_code == 200
+        _send_webhooks_with_the_token(receiver)
+        redis_text = _redis_text(f"redis://127.0.0.1:{ports['redis']}/0")
+        assert "sync:demo:journal:" in redis_text and TOKEN not in redis_text
     finally:
         os.killpg(proc.pid, signal.SIGINT) if proc.poll() is None else None
         code = proc.wait(60)
@@ -56,3 +94,21 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
         assert not port_in_use("127.0.0.1", port), f"{name} still listening on {port}"
     assert list((tmp_path / "run" / "redis").glob("appendonly*")), "Redis data not kept"
     assert "stopped." in (tmp_path / "out.log").read_text()
+    logs = [*sorted((tmp_path / "run" / "logs").glob("*.log")), tmp_path / "out.log"]
+    assert {p.name for p in logs} >= {"receiver.log", "beat.log", "flower.log", "out.log"}  # worker: out.log
+    leaks = [f"{p.name}: {line}" for p in logs for line in p.read_text(errors="replace").splitlines() if TOKEN in line]
+    assert leaks == []
+    receiver_log = (tmp_path / "run" / "logs" / "receiver.log").read_text()
+    assert "&Action=Update&token=*** HTTP/1.1\" 202" in receiver_log and "&token=***\" \"python" in receiver_log
+
+
+def test_run_with_a_real_configuration_needs_flower_credentials_before_starting_anything(tmp_path: Path) -> None:
+    from tests.support.stack import write_config
+
+    config = write_config(tmp_path / "sync.toml", webcrm_url="http://127.0.0.1:9", uniconta_url="http://127.0.0.1:9")
+    env = {**os.environ, "SYNC_CONFIG": str(config), "SYNC_RUN_DIR": str(tmp_path / "run")}
+    result = subprocess.run([sys.executable, "-m", "syncctl.run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "refusing to start Flower on 127.0.0.1 with a real configuration" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -292,12 +292,14 @@ def start_worker(env: dict[str, str], workdir: Path, *, concurrency: int, name: 
 
 def write_config(path: Path, *, webcrm_url: str, uniconta_url: str, flows: Sequence[str] = (
         "organisations", "items", "orders", "users", "persons"), webcrm_rate: int = 250,
-        uniconta_budget: int = 5000, extra: str = "") -> Path:
-    """A connections file for the sandboxes (one connection, `b1`)."""
+        uniconta_budget: int = 5000, extra: str = "", keys: str = "") -> Path:
+    """A connections file for the sandboxes (one connection, `b1`); `keys` are more of the connection's own
+    settings (`batch_size = 1`), `extra` more tables."""
     reserve = "" if uniconta_budget == 0 else f"live_reserve = {min(1000, uniconta_budget - 1)}"
     path.write_text(f"""
 [connections.{CONNECTION}]
 flows = {json.dumps(list(flows))}
+{keys}
 [connections.{CONNECTION}.webhook]
 tokens = ["{TOKEN}"]
 [connections.{CONNECTION}.webcrm]
@@ -444,11 +446,12 @@ class Stack:
     """
 
     def __init__(self, name: str, *, flows: Sequence[str] = ("items",), webcrm_rate: int = 0,
-                 uniconta_budget: int = 0, workdir: Path | None = None) -> None:
+                 uniconta_budget: int = 0, keys: str = "", workdir: Path | None = None) -> None:
         self.name = name
         self.flows = tuple(flows)
         self.webcrm_rate = webcrm_rate
         self.uniconta_budget = uniconta_budget
+        self.keys = keys  # more of the connection's settings, as TOML lines
         self._own_dir = workdir is None
         safe = "".join(c if c.isalnum() else "-" for c in name)
         self.dir = workdir or Path(tempfile.mkdtemp(prefix=f"bench-{safe}-"))
@@ -483,7 +486,8 @@ class Stack:
             "--daily-budget", str(self.uniconta_budget), "--user-fields", USER_FIELDS])
         self.procs += [self.webcrm, self.uniconta]
         config = write_config(self.dir / "sync.toml", webcrm_url=self.webcrm.url, uniconta_url=self.uniconta.url,
-                              flows=self.flows, webcrm_rate=self.webcrm_rate, uniconta_budget=self.uniconta_budget)
+                              flows=self.flows, webcrm_rate=self.webcrm_rate, uniconta_budget=self.uniconta_budget,
+                              keys=self.keys)
         self.env = {"SYNC_CONFIG": str(config), "REDIS_URL": self.redis_server.url, "LOG_LEVEL": "INFO",
                     "SYNC_RETRY_BASE_SECONDS": "0.5", "SYNC_RETRY_MAX_SECONDS": "10",
                     "PYTHONDONTWRITEBYTECODE": "1"}

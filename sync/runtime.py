@@ -30,6 +30,9 @@ from sync.state.ratelimit import DailyBudget, SlidingWindowLimiter
 
 EMBEDDED_REDIS_URL = f"redis://{DEFAULT_HOST}:{DEFAULT_PORT}/0"
 RATE_WAIT_SECONDS = 5.0
+# webCRM counts a call when it arrives, a moment after we counted it when we sent it: a window a
+# little longer than its minute keeps ours from freeing a slot before webCRM's does (a 429 otherwise).
+WEBCRM_WINDOW_SECONDS = 61.5
 REDIS_CONNECTIONS = 64  # per process
 
 _enqueue_port: Enqueue | None = None
@@ -113,7 +116,8 @@ class Runtime:
             return ctx
 
     def _build(self, conn: Connection) -> ConnectionContext:
-        rate = SlidingWindowLimiter(self.redis, keys.webcrm_rate(conn.id), conn.webcrm.rate_limit_per_minute)
+        rate = SlidingWindowLimiter(self.redis, keys.webcrm_rate(conn.id), conn.webcrm.rate_limit_per_minute,
+                                    window=WEBCRM_WINDOW_SECONDS)
         budget = DailyBudget(self.redis, keys.uniconta_budget(conn.id), conn.uniconta.daily_call_budget,
                              conn.uniconta.live_reserve)
         webcrm = WebcrmClient(

@@ -1,0 +1,85 @@
+"""The executor against the sandboxes over HTTP: how a round's calls become few API calls, and what
+happens when a shared call is refused for one of its records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.jobs import calls
+from sync.jobs.gate import Gate, Request
+from sync.runtime import ConnectionContext
+from tests.support.context import Sandboxes
+
+
+def _round(ctx: ConnectionContext, requests: list[Request], *, rows: dict[str, int] | None = None,
+           **settings: Any) -> tuple[list[tuple[Any, Any]], list]:
+    """Serve the requests as one round (each from its own thread); (answer, error) per request, and what the
+    executor was told would be written. `rows`: table sizes the executor knows from earlier reads."""
+    expected: list[tuple[str, str, list]] = []
+    executor = calls.Executor(ctx.webcrm, ctx.uniconta, calls.Settings(**settings),
+                              expect=lambda system, entity, records: expected.append((system, entity, records)))
+    for entity, count in (rows or {}).items():
+        executor.table_rows.record(entity, count)
+    gate = Gate()
+    results = gate.run([lambda r=r: gate.call(r) for r in requests], executor)
+    return results, expected
+
+
+def test_an_insert_list_refused_for_one_record_fails_that_record_alone(ctx: ConnectionContext,
+                                                                       sandboxes: Sandboxes) -> None:
+    sandboxes.uniconta.ui("DebtorClient", Account="2", Name="Taken")
+    bodies = [{"Account": str(n), "Name": f"Debitor {n}"} for n in range(1, 6)]
+    sandboxes.uniconta.clear_calls()
+
+    results, expected = _round(ctx, [Request("uniconta", "insert", ("DebtorClientUser", b)) for b in bodies])
+
+    assert [type(error).__name__ for _, error in results] == ["NoneType", "Conflict", "NoneType", "NoneType",
+                                                               "NoneType"]
+    assert {row["Account"] for row in sandboxes.uniconta.rows("Debtor").values()} == {"1", "2", "3", "4", "5"}
+    inserts = [c["path"] for c in sandboxes.uniconta.calls() if "Insert" in c["path"]]
+    assert inserts == ["/api/Entities/InsertList/DebtorClientUser"] * 2  # refused once, then without "2"
+    assert expected[0] == ("uniconta", "DebtorClientUser", bodies)  # announced before it was sent
+
+
+def test_a_bulk_write_whose_answer_says_nothing_is_written_again_record_by_record(ctx: ConnectionContext,
+                                                                                  sandboxes: Sandboxes) -> None:
+    ids = [int(sandboxes.webcrm.ui("Organisations", OrganisationName=f"Org {n}")["OrganisationId"]) for n in range(3)]
+    sandboxes.webcrm.quirks(patch_result="empty")
+    dtos = {i: {**ctx.webcrm.get("Organisations", i), "OrganisationCity": "Odense"} for i in ids}
+    sandboxes.webcrm.clear_calls()
+
+    results, _ = _round(ctx, [Request("webcrm", "update", ("Organisations", i, dtos[i])) for i in ids])
+
+    assert [error for _, error in results] == [None, None, None]
+    assert {o["OrganisationCity"] for o in sandboxes.webcrm.table("Organisations").values()} == {"Odense"}
+    paths = [f"{c['method']} {c['path']}" for c in sandboxes.webcrm.calls() if not c["path"].startswith("/Auth")]
+    assert paths == ["PATCH /Organisations", *(f"PUT /Organisations/{i}" for i in ids)]
+
+
+def test_lookups_of_many_values_go_in_or_lists_of_at_most_forty(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
+    for n in range(1, 51):
+        sandboxes.uniconta.ui("DebtorClient", Account=str(n), Name=f"Debitor {n}")
+    sandboxes.uniconta.clear_calls()
+
+    results, _ = _round(ctx, [Request("uniconta", "get_one", ("DebtorClientUser", "Account", str(n)))
+                              for n in range(1, 91)], or_filter_size=40, rows={"DebtorClientUser": 100_000})
+
+    answers = [value for value, _ in results]
+    assert [a["Account"] if a else None for a in answers] == [str(n) if n <= 50 else None for n in range(1, 91)]
+    assert len(sandboxes.uniconta.calls()) == 3  # 90 values: 40 + 40 + 10
+
+
+def test_many_records_of_a_small_table_are_looked_up_in_one_read_of_the_table(ctx: ConnectionContext,
+                                                                             sandboxes: Sandboxes) -> None:
+    for n in range(1, 11):
+        sandboxes.uniconta.ui("DebtorClient", Account=str(n), Name=f"Debitor {n}")
+    sandboxes.uniconta.clear_calls()
+    executor = calls.Executor(ctx.webcrm, ctx.uniconta, calls.Settings())
+    executor.table_rows.record("DebtorClientUser", 10)  # known from an earlier read
+    gate = Gate()
+    lookups = [Request("uniconta", "get_one", ("DebtorClientUser", "Account", str(n))) for n in range(1, 121)]
+
+    results = gate.run([lambda r=r: gate.call(r) for r in lookups], executor)
+
+    assert sum(1 for value, _ in results if value) == 10
+    assert [c["query"] for c in sandboxes.uniconta.calls()] == [""]  # the whole table, one page

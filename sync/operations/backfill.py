@@ -214,9 +214,7 @@ def _run(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, *, sin
             # Interrupted inside intake.accept: the job may not have been published, and a pending
             # mark without a job would hold the record back for an hour. Drop our own mark (a
             # second job, if it was published after all, is harmless).
-            pending = keys.pending(conn.id, current.system, current.entity, current.record_id)
-            if r.get(pending) == current.event_id:
-                r.delete(pending)
+            intake.clear_pending(r, current)
         outcome.state = "interrupted"
         outcome.message = (f"interrupted after {outcome.walked} of {outcome.total}; the checkpoint is at "
                            f"{outcome.position}: run the same command to resume")

@@ -28,12 +28,15 @@ from syncctl.common import (
 def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None, full: bool, as_json: bool) -> None:
     """Run a reconciliation sweep now (what beat runs every reconcile_minutes)."""
     from sync.operations.reconcile import sweep
+    from tasks import orphans
 
     settings = settings_or_exit()
     names = [entity_route(e)[1] for e in entities] or None
     since = since_option(since_text)
     ctx = context_or_exit(settings, connection)
-    result = sweep(ctx, common.enqueue_for(settings), entities=names, since=since, full=True if full else None)
+    enqueue = common.enqueue_for(settings)
+    result = sweep(ctx, enqueue, entities=names, since=since, full=True if full else None)
+    result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
     show(result, as_json)
     if any(r.get("error") for r in result.values()):
         sys.exit(EXIT_PROBLEM)

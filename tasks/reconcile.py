@@ -35,12 +35,17 @@ DEADLINE_SHARE = 0.8
 
 @shared_task(name=RECONCILE_SWEEP, ignore_result=True)
 def reconcile(connection: str) -> dict[str, Any]:
+    """The sweep, then pending marks whose job is gone (tasks/orphans.py)."""
+    from tasks import orphans  # tasks.broker imports this module
+
     runtime = get_runtime()
     ctx = runtime.context(connection)
     if ctx is None:
         return {}
     deadline = time.monotonic() + DEADLINE_SHARE * runtime.settings.task_time_limit
-    return sweep(ctx, enqueue, deadline=deadline)
+    result = sweep(ctx, enqueue, deadline=deadline)
+    result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
+    return result
 
 
 _batch: dict[str, AbstractContextManager[None]] = {}

@@ -27,6 +27,8 @@ FLOWS = ("organisations", "items", "orders", "users", "persons")
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Redis' AOF fsync policies (sync.redis_server.APPENDFSYNC_POLICIES; the layers keep the two apart).
+APPENDFSYNC = ("always", "everysec", "no")
 
 
 # The sandboxes' documented default credentials: published, so not worth masking.
@@ -151,6 +153,7 @@ class Settings:
     connections: Mapping[str, Connection]
     source: str
     redis_url: str | None = None
+    redis_appendfsync: str = "everysec"  # the embedded Redis' policy; `doctor` compares any Redis with it
     sentry_dsn: Secret | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -471,6 +474,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     redis_url = environ.get("REDIS_URL") or None
     if redis_url and not re.match(r"^(redis|rediss|unix)://", redis_url):
         raise ConfigError("environment: REDIS_URL: must start with redis://, rediss:// or unix://")
+    fsync = (environ.get("REDIS_APPENDFSYNC") or "everysec").lower()
+    if fsync not in APPENDFSYNC:
+        raise ConfigError(f"environment: REDIS_APPENDFSYNC: must be one of {', '.join(APPENDFSYNC)}, not {fsync!r}")
     path = environ.get("SYNC_CONFIG") or None
     connections = load_file(path, environ) if path else demo_connections(environ)
     dsn = environ.get("SENTRY_DSN") or None
@@ -485,6 +491,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         connections=connections,
         source=path or "built-in demo configuration",
         redis_url=redis_url,
+        redis_appendfsync=fsync,
         sentry_dsn=Secret(dsn) if dsn else None,
         log_level=level,
         log_format=fmt,

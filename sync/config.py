@@ -137,6 +137,7 @@ class Connection:
     reconcile_overlap_minutes: int = 10
     reconcile_max_records: int = 2000
     reconcile_full_hours: int = 24
+    reconcile_max_wait_seconds: int = 300  # a sweep waits out rate limits (Retry-After) this long in total
     backfill_window: int = 200
     organisations: OrganisationFlow = OrganisationFlow()
     items: ItemFlow = ItemFlow()
@@ -354,6 +355,7 @@ class ConnectionSchema(_Base):
     reconcile_overlap_minutes = f.Integer(validate=validate.Range(min=0, max=1440))
     reconcile_max_records = f.Integer(validate=validate.Range(min=1, max=1_000_000))
     reconcile_full_hours = f.Integer(validate=validate.Range(min=0, max=24 * 31))
+    reconcile_max_wait_seconds = f.Integer(validate=validate.Range(min=0, max=3600))
     backfill_window = f.Integer(validate=validate.Range(min=0, max=100_000))
     organisations = f.Nested(OrganisationFlowSchema)
     items = f.Nested(ItemFlowSchema)

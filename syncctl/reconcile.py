@@ -26,7 +26,9 @@ from syncctl.common import (
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guarded
 def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None, full: bool, as_json: bool) -> None:
-    """Run a reconciliation sweep now (what beat runs every reconcile_minutes)."""
+    """Run a reconciliation sweep now (what beat runs every reconcile_minutes). A 429 from webCRM is
+    waited out (Retry-After; at most reconcile_max_wait_seconds in total), with a line on stderr."""
+    from sync.clients.patience import waiting_out_rate_limits
     from sync.operations.reconcile import sweep
     from tasks import orphans
 
@@ -35,7 +37,9 @@ def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None
     since = since_option(since_text)
     ctx = context_or_exit(settings, connection)
     enqueue = common.enqueue_for(settings)
-    result = sweep(ctx, enqueue, entities=names, since=since, full=True if full else None)
+    # Progress goes to stderr, so --json output stays one document.
+    with waiting_out_rate_limits(ctx.connection.reconcile_max_wait_seconds, lambda line: click.echo(line, err=True)):
+        result = sweep(ctx, enqueue, entities=names, since=since, full=True if full else None)
     result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
     show(result, as_json)
     if any(r.get("error") for r in result.values()):

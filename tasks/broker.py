@@ -31,7 +31,8 @@ PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
 SCAN_LIMIT = 5000  # messages per queue decoded to split depths by connection
 UNACKED = "unacked"  # kombu's Redis transport: delivery tag → [message, exchange, routing key]
-LIVE_SCAN_LIMIT = 50_000  # messages per list read to prove a pending mark's job exists
+LIVE_SCAN_LIMIT = 20_000  # messages per list read to prove a pending mark's job exists
+LIVE_CHUNK = 1000
 HELD_RECORDS = 10  # records listed per connection and queue in `retrying`
 
 
@@ -99,12 +100,16 @@ def live_event_ids(r: redis.Redis, limit: int = LIVE_SCAN_LIMIT) -> set[str] | N
     live: set[str] = set()
     for queue in QUEUES:
         for name in queue_names(queue):
-            if r.llen(name) > limit:
-                return None
-            for raw in r.lrange(name, 0, -1):
-                event = _event_of(raw)
-                if event and event.get("event_id"):
-                    live.add(str(event["event_id"]))
+            # In chunks to the end: jobs published meanwhile push the older ones further back.
+            start = 0
+            while chunk := r.lrange(name, start, start + LIVE_CHUNK - 1):
+                if start >= limit:
+                    return None
+                for raw in chunk:
+                    event = _event_of(raw)
+                    if event and event.get("event_id"):
+                        live.add(str(event["event_id"]))
+                start += LIVE_CHUNK
     for _queue, _headers, event in unacked(r):
         if event and event.get("event_id"):
             live.add(str(event["event_id"]))

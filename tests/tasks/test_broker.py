@@ -93,4 +93,5 @@ def test_live_event_ids_cover_queued_and_unacknowledged_jobs(env: dict[str, str]
     r.hset(broker.UNACKED, "tag-1", json.dumps([json.loads(raw), "sync", "sync"]))
     assert broker.live_event_ids(r) == {e.event_id for e in [*queued, taken]}
     assert broker.live_event_ids(r, limit=0) is None  # too long to prove anything: no orphan is declared
+    assert broker.live_event_ids(r, limit=1) == broker.live_event_ids(r)
     assert broker.retrying(r, [CONNECTION])["sync"]["count"] == 0  # taken, but not waiting for a countdown

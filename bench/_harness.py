@@ -479,7 +479,9 @@ class Stack:
 
     def start_base(self) -> None:
         """Redis and the two sandboxes, plus the config and environment the service processes use."""
-        self.redis_server = RedisServer(self.dir / "redis", port=free_port())
+        # REDIS_APPENDFSYNC measures the fsync policies (docs/operations.md, Durability).
+        self.redis_server = RedisServer(self.dir / "redis", port=free_port(),
+                                        appendfsync=os.environ.get("REDIS_APPENDFSYNC") or "everysec")
         self.redis_server.start()
         self.webcrm = start_sandbox("webcrm", self.dir, options=["--rate-limit", str(self.webcrm_rate)])
         self.uniconta = start_sandbox("uniconta", self.dir, options=[

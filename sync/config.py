@@ -27,6 +27,8 @@ FLOWS = ("organisations", "items", "orders", "users", "persons")
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Redis' AOF fsync policies (sync.redis_server.APPENDFSYNC_POLICIES; the layers keep the two apart).
+APPENDFSYNC = ("always", "everysec", "no")
 
 
 # The sandboxes' documented default credentials: published, so not worth masking.
@@ -140,6 +142,7 @@ class Connection:
     reconcile_overlap_minutes: int = 10
     reconcile_max_records: int = 2000
     reconcile_full_hours: int = 24
+    reconcile_max_wait_seconds: int = 300  # a sweep waits out rate limits (Retry-After) this long in total
     backfill_window: int = 1000  # records syncctl backfill keeps waiting in the queue at most
     batch_size: int = 200  # records per batch job (backfill pages, reconciliation, bursts)
     echo_window_seconds: float = 2.0  # how long a batch's own webhooks are gathered before they are checked
@@ -158,6 +161,7 @@ class Settings:
     connections: Mapping[str, Connection]
     source: str
     redis_url: str | None = None
+    redis_appendfsync: str = "everysec"  # the embedded Redis' policy; `doctor` compares any Redis with it
     sentry_dsn: Secret | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -364,6 +368,7 @@ class ConnectionSchema(_Base):
     reconcile_overlap_minutes = f.Integer(validate=validate.Range(min=0, max=1440))
     reconcile_max_records = f.Integer(validate=validate.Range(min=1, max=1_000_000))
     reconcile_full_hours = f.Integer(validate=validate.Range(min=0, max=24 * 31))
+    reconcile_max_wait_seconds = f.Integer(validate=validate.Range(min=0, max=3600))
     backfill_window = f.Integer(validate=validate.Range(min=0, max=100_000))
     batch_size = f.Integer(validate=validate.Range(min=1, max=1000))
     echo_window_seconds = f.Float(validate=validate.Range(min=0, max=60))
@@ -486,6 +491,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     redis_url = environ.get("REDIS_URL") or None
     if redis_url and not re.match(r"^(redis|rediss|unix)://", redis_url):
         raise ConfigError("environment: REDIS_URL: must start with redis://, rediss:// or unix://")
+    fsync = (environ.get("REDIS_APPENDFSYNC") or "everysec").lower()
+    if fsync not in APPENDFSYNC:
+        raise ConfigError(f"environment: REDIS_APPENDFSYNC: must be one of {', '.join(APPENDFSYNC)}, not {fsync!r}")
     path = environ.get("SYNC_CONFIG") or None
     connections = load_file(path, environ) if path else demo_connections(environ)
     dsn = environ.get("SENTRY_DSN") or None
@@ -501,6 +509,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         connections=connections,
         source=path or "built-in demo configuration",
         redis_url=redis_url,
+        redis_appendfsync=fsync,
         sentry_dsn=Secret(dsn) if dsn else None,
         log_level=level,
         log_format=fmt,

@@ -19,6 +19,9 @@ import redis
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6390
+# Redis's AOF fsync policies. `always` fsyncs before any reply is sent, so an acknowledged write
+# survives a crash of the host too; `everysec` may lose about the last second (docs/operations.md).
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 
 
 class RedisServerError(RuntimeError):
@@ -49,7 +52,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 class RedisServer:
-    """One redis-server process with its data (AOF on) in `data_dir`."""
+    """One redis-server process with its data (AOF on, fsync policy `appendfsync`) in `data_dir`."""
 
     def __init__(
         self,
@@ -58,11 +61,15 @@ class RedisServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         appendonly: bool = True,
+        appendfsync: str = "everysec",
     ) -> None:
+        if appendfsync not in APPENDFSYNC_POLICIES:
+            raise ValueError(f"appendfsync must be one of {', '.join(APPENDFSYNC_POLICIES)}, not {appendfsync!r}")
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,7 +90,7 @@ class RedisServer:
             "--port", str(self.port),
             "--dir", str(self.data_dir.resolve()),
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",

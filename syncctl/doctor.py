@@ -32,7 +32,7 @@ def doctor(connection: str, public_url: str | None, as_json: bool) -> None:
     conn, webcrm, uniconta = clients_for(settings, connection)
     r = redis_or_exit(settings)
     with webcrm, uniconta:
-        checks = dr.run_checks(conn, webcrm, uniconta, r, url)
+        checks = dr.run_checks(conn, webcrm, uniconta, r, url, settings.redis_appendfsync)
     problems = [c for c in checks if not c.ok]
     if as_json:
         show({"connection": conn.id, "ok": not problems, "checks": [c.as_dict() for c in checks]}, True)

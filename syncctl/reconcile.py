@@ -26,14 +26,21 @@ from syncctl.common import (
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guarded
 def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None, full: bool, as_json: bool) -> None:
-    """Run a reconciliation sweep now (what beat runs every reconcile_minutes)."""
+    """Run a reconciliation sweep now (what beat runs every reconcile_minutes). A 429 from webCRM is
+    waited out (Retry-After; at most reconcile_max_wait_seconds in total), with a line on stderr."""
+    from sync.clients.patience import waiting_out_rate_limits
     from sync.operations.reconcile import sweep
+    from tasks import orphans
 
     settings = settings_or_exit()
     names = [entity_route(e)[1] for e in entities] or None
     since = since_option(since_text)
     ctx = context_or_exit(settings, connection)
-    result = sweep(ctx, common.enqueue_for(settings), entities=names, since=since, full=True if full else None)
+    enqueue = common.enqueue_for(settings)
+    # Progress goes to stderr, so --json output stays one document.
+    with waiting_out_rate_limits(ctx.connection.reconcile_max_wait_seconds, lambda line: click.echo(line, err=True)):
+        result = sweep(ctx, enqueue, entities=names, since=since, full=True if full else None)
+    result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
     show(result, as_json)
     if any(r.get("error") for r in result.values()):
         sys.exit(EXIT_PROBLEM)

@@ -49,7 +49,8 @@ def resync(connection: str, entity: str, record_id: str, wait: bool, timeout: fl
     pending_key = keys.pending(conn.id, system, name, rid)
     if force:
         r.delete(pending_key)
-    waiting_event = str(r.get(pending_key) or "")
+    mark = intake.pending_mark(r, conn.id, system, name, rid)
+    waiting_event = mark.event_id if mark is not None else ""
     started = time.time()
     try:
         outcome = intake.accept(r, Event(conn.id, system, name, rid, origin="resync"), common.enqueue_for(settings))

@@ -135,14 +135,16 @@ def supervise() -> int:
     env = dict(os.environ)
     redis_server: RedisServer | None = None
     if settings.redis_url is None:
-        redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=REDIS_PORT)
+        redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=REDIS_PORT,
+                                   appendfsync=settings.redis_appendfsync)
         try:
             redis_server.start()
         except RedisServerError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         env["REDIS_URL"] = redis_server.url
-    redis_where = redis_server.url if redis_server else "REDIS_URL (external)"
+    redis_where = (f"{redis_server.url}, appendfsync {redis_server.appendfsync}" if redis_server
+                   else "REDIS_URL (external)")
 
     def _on_signal(signum: int, frame: object) -> None:
         raise _Stop

@@ -36,7 +36,7 @@ def status(connection: str | None, as_json: bool, check: bool, no_ping: bool) ->
     if connection:
         connection_or_exit(settings, connection)
     r = redis_or_exit(settings)
-    data = {**st.gather(settings, r, ids, queue_info=broker.queues(r, ids),
+    data = {**st.gather(settings, r, ids, queue_info=broker.queues(r, ids), retrying=broker.retrying(r, ids),
                         seen=broker.workers(settings, r) if not no_ping else None), "ping": not no_ping}
     found = st.problems(data)
     if as_json:
@@ -57,7 +57,8 @@ def _print_status(data: dict[str, Any], found: list[str]) -> None:
     parts = []
     for name, q in data["queues"].items():
         age = f" (oldest {span(q['oldest_age_seconds'])})" if q.get("oldest_age_seconds") is not None else ""
-        parts.append(f"{name} {q['depth']}{age}")
+        held = f" +{q['retrying']} waiting to retry" if q.get("retrying") else ""
+        parts.append(f"{name} {q['depth']}{age}{held}")
     click.echo(f"queues:       {' · '.join(parts)}")
     letters = data["dead_letters"]
     kinds = ", ".join(f"{k} {v}" for k, v in letters["by_kind"].items())
@@ -68,6 +69,12 @@ def _print_status(data: dict[str, Any], found: list[str]) -> None:
                                                     if v.get("oldest_age_seconds") is not None else "")
                             for q, v in conn["queues"].items())
         click.echo(f"  queued:          {queued}; records pending: {conn['pending_records']}")
+        for queue, held in conn.get("retrying", {}).items():
+            records = ", ".join(f"{rec['entity']} {rec['record_id']} in {span(rec['in_seconds'])}"
+                                for rec in held["records"][:3])
+            more = f", +{held['count'] - 3} more" if held["count"] > 3 else ""
+            click.echo(f"  retrying:        {queue} {held['count']} held by a worker until their countdown ends "
+                       f"({records}{more})")
         click.echo(f"  dead letters:    {conn['dead_letters']}")
         rate = conn["webcrm_rate"]
         limit = rate["limit_per_minute"] or "no limit"

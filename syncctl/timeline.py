@@ -28,7 +28,7 @@ from syncctl.common import (
 def timeline(connection: str, entity: str, record_id: str, limit: int, as_json: bool) -> None:
     """A record's journal, newest first: what arrived, what was decided and why, which API
     calls, the result — plus its link, waiting job and dead letters."""
-    from sync.state import deadletters, journal, keys
+    from sync.state import deadletters, intake, journal
     from sync.state.links import LinkStore
 
     settings = settings_or_exit()
@@ -41,7 +41,8 @@ def timeline(connection: str, entity: str, record_id: str, limit: int, as_json: 
     link = links.uniconta_key(name, rid) if system == "webcrm" else links.webcrm_id(name, rid)
     letters = [d for d in deadletters.iter_all(r) if d.get("connection") == conn.id and d.get("entity") == name
                and str(d.get("record_id")) == rid]
-    pending = str(r.get(keys.pending(conn.id, system, name, rid)) or "") or None
+    mark = intake.pending_mark(r, conn.id, system, name, rid)
+    pending = mark.event_id if mark is not None and mark.confirmed else None
     data = {"connection": conn.id, "system": system, "entity": name, "id": rid, "linked_to": link,
             "job_waiting": pending, "dead_letters": [d["id"] for d in letters], "entries": entries}
     if as_json:

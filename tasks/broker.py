@@ -1,8 +1,12 @@
-"""What the broker holds: queue depths, the events waiting in them, and the running workers.
+"""What the broker holds: queue depths, the events waiting in them, jobs held for a retry,
+and the running workers.
 
 The broker's queues are Redis lists that kombu fills with LPUSH and workers empty with
-BRPOP, so the oldest message is the last one. Workers are known from their heartbeat keys
-(tasks/reconcile.py), else from one short `celery inspect ping`.
+BRPOP, so the oldest message is the last one. A message a worker has taken but not yet
+acknowledged (running, prefetched, or held in the worker's memory until its retry countdown
+ends) sits in kombu's `unacked` hash until it is acked, or restored to its queue after the
+visibility timeout. Workers are known from their heartbeat keys (tasks/reconcile.py), else
+from one short `celery inspect ping`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -25,6 +30,10 @@ from tasks.reconcile import HEARTBEAT_PREFIX
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
 SCAN_LIMIT = 5000  # messages per queue decoded to split depths by connection
+UNACKED = "unacked"  # kombu's Redis transport: delivery tag → [message, exchange, routing key]
+LIVE_SCAN_LIMIT = 20_000  # messages per list read to prove a pending mark's job exists
+LIVE_CHUNK = 1000
+HELD_RECORDS = 10  # records listed per connection and queue in `retrying`
 
 
 def queue_names(queue: str) -> list[str]:
@@ -39,10 +48,10 @@ def queue_depth(r: redis.Redis, queue: str) -> int:
     return int(sum(pipe.execute()))
 
 
-def _event_of(raw: str | bytes) -> dict[str, Any] | None:
-    """The sync event inside a queued kombu message, or None if it is something else."""
+def _event_of(raw: str | bytes | dict[str, Any]) -> dict[str, Any] | None:
+    """The sync event inside a kombu message (raw JSON or decoded), or None if it is something else."""
     try:
-        message = json.loads(raw)
+        message = json.loads(raw) if isinstance(raw, str | bytes) else raw
         body = message.get("body", "")
         if (message.get("properties") or {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
@@ -70,6 +79,86 @@ def queued_events(r: redis.Redis, queue: str, limit: int = SCAN_LIMIT) -> Iterat
             event = _event_of(raw)
             if event is not None:
                 yield event
+
+
+def unacked(r: redis.Redis) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    """(queue, headers, event) of every message a worker holds unacknowledged."""
+    for _tag, raw in r.hscan_iter(UNACKED, count=500):
+        try:
+            message, _exchange, routing_key = json.loads(raw)
+            headers = message.get("headers") or {}
+        except (ValueError, TypeError, AttributeError):
+            continue
+        yield str(routing_key), headers, _event_of(message)
+
+
+def live_event_ids(r: redis.Redis, limit: int = LIVE_SCAN_LIMIT) -> set[str] | None:
+    """Event ids of every sync job the broker holds: queued (all priorities) or unacknowledged.
+
+    Read the pending marks *before* calling this (sync.state.intake.release_orphans). None when
+    a queue is longer than `limit`: then a missing id would prove nothing."""
+    live: set[str] = set()
+    for queue in QUEUES:
+        for name in queue_names(queue):
+            # In chunks to the end: jobs published meanwhile push the older ones further back.
+            start = 0
+            while chunk := r.lrange(name, start, start + LIVE_CHUNK - 1):
+                if start >= limit:
+                    return None
+                for raw in chunk:
+                    event = _event_of(raw)
+                    if event and event.get("event_id"):
+                        live.add(str(event["event_id"]))
+                start += LIVE_CHUNK
+    for _queue, _headers, event in unacked(r):
+        if event and event.get("event_id"):
+            live.add(str(event["event_id"]))
+    return live
+
+
+def retrying(r: redis.Redis, connections: list[str], now: float | None = None) -> dict[str, Any]:
+    """Jobs a worker holds until a retry countdown ends (e.g. after a 429), per queue and connection.
+
+    Celery keeps such a job in the worker's memory and kombu keeps its message in `unacked`,
+    with the countdown's end as the `eta` header; so neither the queue depth nor the pending
+    marks show it, and the record looks idle while its sync waits."""
+    now = time.time() if now is None else now
+    out: dict[str, Any] = {q: {"count": 0, "next_in_seconds": None,
+                               "by_connection": {c: {"count": 0, "next_in_seconds": None, "records": []}
+                                                 for c in connections}} for q in QUEUES}
+    for queue, headers, event in unacked(r):
+        due = _eta(headers.get("eta"))
+        if due is None or due <= now or queue not in out or event is None or "record_id" not in event:
+            continue
+        wait = round(due - now, 1)
+        overall = out[queue]
+        overall["count"] += 1
+        overall["next_in_seconds"] = _sooner(overall["next_in_seconds"], wait)
+        conn = overall["by_connection"].get(str(event.get("connection")))
+        if conn is None:
+            continue
+        conn["count"] += 1
+        conn["next_in_seconds"] = _sooner(conn["next_in_seconds"], wait)
+        conn["records"].append({"system": event.get("system"), "entity": event.get("entity"),
+                                "record_id": event.get("record_id"), "in_seconds": wait,
+                                "retries": headers.get("retries")})
+    for info in out.values():
+        for conn in info["by_connection"].values():
+            conn["records"] = sorted(conn["records"], key=lambda rec: rec["in_seconds"])[:HELD_RECORDS]
+    return out
+
+
+def _sooner(current: float | None, wait: float) -> float:
+    return wait if current is None else min(current, wait)
+
+
+def _eta(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def queues(r: redis.Redis, connections: list[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Also, for every worker that loads the tasks:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -21,11 +22,14 @@ from typing import Any
 import redis
 from celery import shared_task, signals
 
+from sync.clients.patience import waiting_out_rate_limits
 from sync.operations.reconcile import sweep
 from sync.runtime import get_runtime, redis_url
 from sync.state.ratelimit import priority
 from tasks.dispatch import enqueue
 from tasks.queues import RECONCILE_SWEEP, SYNC_BATCH, SYNC_RECORD
+
+log = logging.getLogger(__name__)
 
 BATCH_ORIGINS = ("backfill",)
 # A sweep stops queueing at this share of the task's soft time limit and moves its
@@ -35,12 +39,19 @@ DEADLINE_SHARE = 0.8
 
 @shared_task(name=RECONCILE_SWEEP, ignore_result=True)
 def reconcile(connection: str) -> dict[str, Any]:
+    """The sweep, then pending marks whose job is gone (tasks/orphans.py)."""
+    from tasks import orphans  # tasks.broker imports this module
+
     runtime = get_runtime()
     ctx = runtime.context(connection)
     if ctx is None:
         return {}
     deadline = time.monotonic() + DEADLINE_SHARE * runtime.settings.task_time_limit
-    return sweep(ctx, enqueue, deadline=deadline)
+    # A 429 is waited out (bounded, and never past the deadline) instead of failing the source.
+    with waiting_out_rate_limits(ctx.connection.reconcile_max_wait_seconds, log.info, deadline=deadline):
+        result = sweep(ctx, enqueue, deadline=deadline)
+    result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
+    return result
 
 
 _batch: dict[str, AbstractContextManager[None]] = {}

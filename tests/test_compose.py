@@ -33,6 +33,9 @@ def test_compose_services_and_commands() -> None:
         assert "healthcheck" in svc, f"{name} has no healthcheck"
         assert isinstance(svc.get("command", []), list)
     assert "--appendonly" in services["redis"]["command"]
+    # The fsync policy is a setting (REDIS_APPENDFSYNC in .env), as for the embedded Redis.
+    assert "${REDIS_APPENDFSYNC:-everysec}" in services["redis"]["command"]
+    assert "REDIS_APPENDFSYNC=" in (ROOT / ".env.example").read_text()
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
     web = services["web"]["command"]
     module, _, factory = web[-1].partition(":")

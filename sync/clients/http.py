@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sync.clients.errors import InvalidResponse, Throttled, masked_body, translate
+from sync.clients import patience
+from sync.clients.errors import ApiError, InvalidResponse, Throttled, masked_body, translate
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,22 @@ class HttpClient:
 
     # --- the one HTTP call ---
 
-    def _send(
+    def _send(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """Send one request and return the 2xx response, or raise the mapped `ApiError`.
+
+        `path` is relative to `base_url` and has no query (`params` carries it); `url` overrides
+        the target for absolute links handed out by the server (OData next links). Inside
+        `patience.waiting_out_rate_limits(...)` a refused call (429, our limiter) is sent again.
+        """
+        while True:
+            try:
+                return self._send_once(method, path, **kw)
+            except ApiError as err:
+                waiting = patience.current()
+                if waiting is None or not waiting.wait_out(err):
+                    raise
+
+    def _send_once(
         self,
         method: str,
         path: str,
@@ -101,11 +117,6 @@ class HttpClient:
         auth: Any = None,
         login: bool = False,
     ) -> requests.Response:
-        """Send one request and return the 2xx response, or raise the mapped `ApiError`.
-
-        `path` is relative to `base_url` and has no query (`params` carries it); `url` overrides
-        the target for absolute links handed out by the server (OData next links).
-        """
         if self.before_request is not None:
             try:
                 self.before_request()

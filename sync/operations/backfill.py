@@ -219,9 +219,7 @@ def _run(ctx: ConnectionContext, source: Source, enqueue: intake.EnqueueBatch, *
             # Interrupted inside the intake: the page's job may not have been published, and a pending
             # mark without a job would hold its record back for an hour. Drop our own marks (a second
             # job, if it was published after all, is harmless).
-            pending = keys.pending(conn.id, event.system, event.entity, event.record_id)
-            if r.get(pending) == event.event_id:
-                r.delete(pending)
+            intake.clear_pending(r, event)
         outcome.state = "interrupted"
         outcome.message = (f"interrupted after {outcome.walked} of {outcome.total}; the checkpoint is at "
                            f"{outcome.position}: run the same command to resume")

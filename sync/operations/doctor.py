@@ -109,7 +109,8 @@ def catalogue_fields(conn: Connection) -> list[str]:
 
 
 def run_checks(conn: Connection, webcrm: WebcrmClient, uniconta: UnicontaClient, r: redis.Redis,
-               public_url: str | None = None) -> list[Check]:
+               public_url: str | None = None, appendfsync: str | None = None) -> list[Check]:
+    """Every check for one connection; `appendfsync` is the fsync policy Redis should run with."""
     checks: list[Check] = []
     webcrm_ok = _check_webcrm_login(conn, webcrm, checks)
     uniconta_ok = _check_uniconta_login(conn, uniconta, checks)
@@ -119,7 +120,7 @@ def run_checks(conn: Connection, webcrm: WebcrmClient, uniconta: UnicontaClient,
         _guard(checks, "uniconta fields", lambda: _check_uniconta_fields(conn, uniconta, checks))
     if webcrm_ok and uniconta_ok:
         _guard(checks, "webhooks", lambda: _check_hooks(conn, webcrm, uniconta, public_url, checks))
-    _check_redis(r, checks)
+    _check_redis(r, checks, appendfsync)
     return checks
 
 
@@ -352,10 +353,12 @@ def _check_hooks(conn: Connection, webcrm: WebcrmClient, uniconta: UnicontaClien
                                     "connection", install))
 
 
-def _check_redis(r: redis.Redis, checks: list[Check]) -> None:
+def _check_redis(r: redis.Redis, checks: list[Check], appendfsync: str | None = None) -> None:
+    fsync = "unknown"
     try:
         aof = str(r.config_get("appendonly").get("appendonly", "no"))
         save = str(r.config_get("save").get("save", ""))
+        fsync = str(r.config_get("appendfsync").get("appendfsync", "unknown"))
     except redis.ResponseError:  # CONFIG is disabled (managed Redis): ask INFO instead
         info = r.info("persistence")
         aof = "yes" if info.get("aof_enabled") else "no"
@@ -365,6 +368,7 @@ def _check_redis(r: redis.Redis, checks: list[Check]) -> None:
         return
     if aof == "yes":
         checks.append(Check("redis", "persistence", True, "append-only file is on"))
+        _check_fsync(fsync, appendfsync, checks)
     elif save and save != "unknown":
         checks.append(Check("redis", "persistence", True, f"RDB snapshots ({save}); AOF would lose less"))
     elif save == "unknown":
@@ -374,6 +378,21 @@ def _check_redis(r: redis.Redis, checks: list[Check]) -> None:
         checks.append(Check("redis", "persistence", False,
                             "Redis keeps nothing on disk: a restart loses queued jobs, dead letters and links",
                             "enable AOF: `appendonly yes` in redis.conf (or CONFIG SET appendonly yes; CONFIG REWRITE)"))
+
+
+def _check_fsync(running: str, wanted: str | None, checks: list[Check]) -> None:
+    """The AOF fsync policy decides what a crash of the host can lose (docs/operations.md)."""
+    loses = {"always": "nothing Redis acknowledged", "everysec": "up to about the last second",
+             "no": "up to about the last 30 s"}
+    strength = {"no": 0, "everysec": 1, "always": 2}
+    if wanted and running in strength and strength[running] < strength.get(wanted, 0):
+        checks.append(Check("redis", "fsync", False, f"Redis runs appendfsync {running}, REDIS_APPENDFSYNC says "
+                            f"{wanted}: a host crash may lose {loses.get(running, 'an unknown amount')} of accepted "
+                            "webhooks", f"`appendfsync {wanted}` in redis.conf (or CONFIG SET appendfsync {wanted}; "
+                            "CONFIG REWRITE); docker compose passes REDIS_APPENDFSYNC from .env"))
+    elif running != "unknown":
+        checks.append(Check("redis", "fsync", True, f"appendfsync {running}: a host crash loses "
+                            f"{loses.get(running, 'an unknown amount')} (reconciliation repairs lost changes)"))
 
 
 # --------------------------------------------------------------------------- the demo

@@ -71,16 +71,20 @@ def backfills(r: redis.Redis, connection: str) -> dict[str, dict[str, Any]]:
 
 
 def gather(settings: Settings, r: redis.Redis, connections: list[str], *, queue_info: dict[str, Any],
-           seen: list[str] | None) -> dict[str, Any]:
-    """Everything `syncctl status` prints, as plain data; `queue_info` and `seen` (the workers) are
-    the broker's side, read by the task layer."""
+           seen: list[str] | None, retrying: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything `syncctl status` prints, as plain data; `queue_info`, `retrying` (jobs a worker
+    holds for a retry countdown) and `seen` (the workers) are the broker's side, read by the task layer."""
+    retrying = retrying or {}
     from sync.operations.reconcile import last_runs
 
     letters = dead_letter_summary(r)
     out: dict[str, Any] = {
         "generated_at": round(time.time(), 3),
         "workers": seen,
-        "queues": {q: {k: v for k, v in info.items() if k != "by_connection"} for q, info in queue_info.items()},
+        "queues": {q: {**{k: v for k, v in info.items() if k != "by_connection"},
+                       "retrying": (retrying.get(q) or {}).get("count", 0),
+                       "retrying_next_in_seconds": (retrying.get(q) or {}).get("next_in_seconds")}
+                   for q, info in queue_info.items()},
         "dead_letters": {k: v for k, v in letters.items() if k != "by_connection"},
         "connections": {},
     }
@@ -89,6 +93,8 @@ def gather(settings: Settings, r: redis.Redis, connections: list[str], *, queue_
         out["connections"][conn_id] = {
             "flows": list(conn.flows),
             "queues": {q: info["by_connection"][conn_id] for q, info in queue_info.items()},
+            "retrying": {q: info["by_connection"][conn_id] for q, info in retrying.items()
+                         if info["by_connection"].get(conn_id, {}).get("count")},
             "pending_records": pending_count(r, conn_id),
             "dead_letters": letters["by_connection"].get(conn_id, 0),
             "webcrm_rate": webcrm_rate(r, conn),

@@ -4,10 +4,29 @@ Used by the receiver, reconciliation, resync, backfill and dead-letter requeue,
 so every path into the workers behaves the same. Nothing is acknowledged that
 was not stored: if Redis or the broker fails, the marks are rolled back and
 `Unavailable` is raised (the receiver answers 503).
+
+An event that finds its record's *pending mark* is coalesced into the job the mark
+promises, and a delivery id already *seen* is a duplicate. A mark that outlives its job
+would swallow every later event (issue 14: the publish failed because Redis died, so the
+rollback failed too, and the mark came back from the AOF without a job). So both marks
+name the event whose job they promise and have two states:
+
+* `publishing <event id>` (RESERVE_TTL) while the job is being published. Nothing is
+  coalesced into it or taken for a duplicate of it: a later event waits briefly for it to
+  be confirmed, then takes it over and publishes a job of its own.
+* `<event id>` once the broker acknowledged the publish; only now is a later event
+  coalesced into it (or answered as a duplicate).
+
+A job deletes the pending mark only if the mark names the job's event, so it never clears
+a mark that promises another job. Confirmed marks whose job the broker no longer holds (a
+purged queue, an older file restored) are found by `release_orphans`, which the
+reconciliation sweep runs, and their records are queued again.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,8 +35,43 @@ import redis
 from sync.events import Event
 from sync.state import journal, keys
 
+log = logging.getLogger(__name__)
+
 SEEN_TTL = 24 * 3600
 PENDING_TTL = 3600
+RESERVE_TTL = 60  # a reservation whose publish never finished expires by itself
+STALE_AFTER_MS = 2000  # older than this, a reservation is taken over at once (its publisher is gone)
+CONFIRM_WAIT = 0.5  # how long an event waits for a young reservation to be confirmed
+POLL = 0.005
+RESERVED = "publishing "
+
+# KEYS[1] mark; ARGV: event id, reserve ttl (s), stale after (ms), "1" = take over regardless of age.
+# → {"held", <confirmed event id>} | {"wait", <event id>} | {"claimed", ""} | {"took-over", <event id>}
+_CLAIM = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.sub(cur, 1, 11) ~= 'publishing ' then return {'held', cur} end
+  local age = tonumber(ARGV[2]) * 1000 - redis.call('PTTL', KEYS[1])
+  if ARGV[4] ~= '1' and age < tonumber(ARGV[3]) then return {'wait', string.sub(cur, 12)} end
+end
+redis.call('SET', KEYS[1], 'publishing ' .. ARGV[1], 'EX', ARGV[2])
+if cur then return {'took-over', string.sub(cur, 12)} end
+return {'claimed', ''}
+"""
+# KEYS[1] mark; ARGV: event id, ttl. Confirms our own reservation only (a job may already have started).
+_CONFIRM = """
+if redis.call('GET', KEYS[1]) == 'publishing ' .. ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# KEYS[1] mark; ARGV[1] event id. Deletes the mark only if it names this event (either state).
+_RELEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or cur == 'publishing ' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Unavailable(Exception):
@@ -30,7 +84,30 @@ class Outcome:
     event_id: str
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A pending or seen mark: the event it names, and whether its job's publish was acknowledged."""
+
+    event_id: str
+    confirmed: bool
+
+
 Enqueue = Callable[[Event], None]
+
+
+def parse(value: str | bytes | None) -> Mark | None:
+    """The mark stored in a pending or seen key (None for no key)."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if text.startswith(RESERVED):
+        return Mark(text[len(RESERVED):], False)
+    return Mark(text, True)
+
+
+def pending_mark(r: redis.Redis, connection: str, system: str, entity: str, record_id: str) -> Mark | None:
+    """The record's pending mark: which event's job is waiting, and whether it was confirmed."""
+    return parse(r.get(keys.pending(connection, system, entity, record_id)))
 
 
 def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
@@ -38,46 +115,50 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
     seen_key = keys.seen(event.connection, event.delivery_id) if event.delivery_id else None
     pending_key = keys.pending(event.connection, event.system, event.entity, event.record_id)
     try:
-        if seen_key and not r.set(seen_key, event.event_id, nx=True, ex=SEEN_TTL):
-            journal.append(r, event.connection, event.entity, event.record_id, "duplicate",
-                           system=event.system, delivery=event.delivery_id, origin=event.origin)
-            return Outcome("duplicate", str(r.get(seen_key) or event.event_id))
-        if not r.set(pending_key, event.event_id, nx=True, ex=PENDING_TTL):
+        if seen_key:
+            first = _claim(r, seen_key, event.event_id)
+            if first is not None:
+                journal.append(r, event.connection, event.entity, event.record_id, "duplicate",
+                               system=event.system, delivery=event.delivery_id, origin=event.origin)
+                return Outcome("duplicate", first)
+        waiting = _claim(r, pending_key, event.event_id)
+        if waiting is not None:
+            if seen_key:
+                _script(r, _CONFIRM)(keys=[seen_key], args=[event.event_id, SEEN_TTL])
             journal.append(r, event.connection, event.entity, event.record_id, "coalesced",
                            system=event.system, operation=event.operation, origin=event.origin,
                            event=event.event_id)
             return Outcome("coalesced", event.event_id)
     except redis.RedisError as err:
+        _release(r, event.event_id, seen_key, pending_key)
         raise Unavailable(f"redis: {type(err).__name__}") from err
     try:
         enqueue(event)
     except BaseException as err:  # the broker is Redis too; any failure means "not stored"
-        # Roll back on Ctrl-C too: a pending mark without a job would hold the record back.
-        _rollback(r, seen_key, pending_key)
+        # Roll back on Ctrl-C too. If Redis is gone the rollback fails as well; the reservations
+        # left behind promise nothing (see the module docstring) and expire by themselves.
+        _release(r, event.event_id, seen_key, pending_key)
         if not isinstance(err, Exception):
             raise
         raise Unavailable(f"broker: {type(err).__name__}") from err
     try:
+        _script(r, _CONFIRM)(keys=[pending_key], args=[event.event_id, PENDING_TTL])
+        if seen_key:
+            _script(r, _CONFIRM)(keys=[seen_key], args=[event.event_id, SEEN_TTL])
         journal.append(r, event.connection, event.entity, event.record_id, "queued", system=event.system,
                        operation=event.operation, origin=event.origin, event=event.event_id,
                        delivery=event.delivery_id)
     except redis.RedisError:
-        pass  # the job is queued; a missing journal line must not turn it into a 503
+        pass  # the job is queued; an unconfirmed mark only costs a second job later, never a lost one
     return Outcome("queued", event.event_id)
 
 
 def clear_pending(r: redis.Redis, event: Event) -> None:
-    """Called by the job before it re-reads the source, so later changes queue a new job."""
-    r.delete(keys.pending(event.connection, event.system, event.entity, event.record_id))
+    """Called by the job before it re-reads the source, so later changes queue a new job.
 
-
-def _rollback(r: redis.Redis, *names: str | None) -> None:
-    try:
-        present = [n for n in names if n]
-        if present:
-            r.delete(*present)
-    except redis.RedisError:
-        pass
+    Only the job the mark names clears it: another job's mark still promises that job."""
+    _script(r, _RELEASE)(keys=[keys.pending(event.connection, event.system, event.entity, event.record_id)],
+                         args=[event.event_id])
 
 
 EnqueueBatch = Callable[[list[Event], float], None]
@@ -87,37 +168,114 @@ def accept_many(r: redis.Redis, events: list[Event], enqueue_batch: EnqueueBatch
                 ) -> list[Outcome]:
     """`accept` for many records of one connection at once: one batch job for those not already pending.
 
-    Each record gets its pending mark as with `accept` (a record whose job is already pending is
-    coalesced into that job); the records left over travel in one batch job, published after
-    `countdown` seconds. If the publish fails, their marks are rolled back and `Unavailable` raised.
+    Each record's pending mark is reserved as with `accept` (a record whose job is already pending,
+    confirmed, is coalesced into that job); the records left over travel in one batch job, published
+    after `countdown` seconds, and their marks are confirmed once the broker took it. If the publish
+    fails, their reservations are released and `Unavailable` raised.
     """
     if not events:
         return []
     marks = [keys.pending(e.connection, e.system, e.entity, e.record_id) for e in events]
     try:
-        pipe = r.pipeline(transaction=False)
-        for event, mark in zip(events, marks, strict=True):
-            pipe.set(mark, event.event_id, nx=True, ex=PENDING_TTL)
-        taken = pipe.execute()
+        held = [_claim(r, mark, event.event_id) for event, mark in zip(events, marks, strict=True)]
     except redis.RedisError as err:
+        for event, mark in zip(events, marks, strict=True):
+            _release(r, event.event_id, mark)
         raise Unavailable(f"redis: {type(err).__name__}") from err
-    fresh = [e for e, ok in zip(events, taken, strict=True) if ok]
+    fresh = [(e, m) for e, m, h in zip(events, marks, held, strict=True) if h is None]
     if fresh:
         try:
-            enqueue_batch(fresh, countdown)
+            enqueue_batch([e for e, _ in fresh], countdown)
         except BaseException as err:
-            _rollback(r, *(m for m, ok in zip(marks, taken, strict=True) if ok))
+            for event, mark in fresh:
+                _release(r, event.event_id, mark)
             if not isinstance(err, Exception):
                 raise
             raise Unavailable(f"broker: {type(err).__name__}") from err
+        try:
+            confirm = _script(r, _CONFIRM)
+            for event, mark in fresh:
+                confirm(keys=[mark], args=[event.event_id, PENDING_TTL])
+        except redis.RedisError:
+            pass  # the job is queued; an unconfirmed mark only costs a second job later, never a lost one
     outcomes = []
-    for event, ok in zip(events, taken, strict=True):
-        status = "queued" if ok else "coalesced"
+    for event, other in zip(events, held, strict=True):
+        status = "queued" if other is None else "coalesced"
         outcomes.append(Outcome(status, event.event_id))
         try:
             journal.append(r, event.connection, event.entity, event.record_id, status, system=event.system,
                            operation=event.operation, origin=event.origin, event=event.event_id,
-                           **({"batch": len(fresh)} if ok else {}))
+                           **({"batch": len(fresh)} if other is None else {}))
         except redis.RedisError:
             pass  # the job is queued; a missing journal line must not turn it into a failure
     return outcomes
+
+
+def pending_marks(r: redis.Redis, connection: str) -> dict[str, Mark]:
+    """Every pending mark of a connection, by key."""
+    names = list(r.scan_iter(keys.pending(connection, "*", "*", "*"), count=1000))
+    values = r.mget(names) if names else []
+    return {_text(k): m for k, v in zip(names, values, strict=True) if (m := parse(v)) is not None}
+
+
+def release_orphans(r: redis.Redis, connection: str, marks: dict[str, Mark], live_events: set[str],
+                    enqueue: Enqueue) -> list[str]:
+    """Queue again every record whose confirmed pending mark names a job the broker does not hold.
+
+    `marks` (from `pending_marks`) must be read *before* `live_events`, the event ids of every
+    job the broker holds (queued, reserved, running or waiting for a retry; tasks/broker.py): a
+    job that started in between has cleared its mark, which the compare-and-delete here notices.
+    A job caught between its queue and the broker's unacked hash looks missing; that costs one
+    extra job, never a lost one. Returns the keys of the marks released."""
+    prefix = keys.pending(connection, "", "", "")[:-2]
+    released: list[str] = []
+    for key, mark in sorted(marks.items()):
+        if not mark.confirmed or mark.event_id in live_events or not key.startswith(prefix):
+            continue
+        system, entity, record_id = key[len(prefix):].split(":", 2)
+        if not _script(r, _RELEASE)(keys=[key], args=[mark.event_id]):
+            continue  # its job started meanwhile, or a newer mark replaced it
+        log.warning("pending mark %s named job %s, which the broker does not hold; queueing the record again",
+                    key, mark.event_id)
+        journal.append(r, connection, entity, record_id, "orphan", system=system, event=mark.event_id,
+                       note="the waiting job was gone; queued again")
+        accept(r, Event(connection, system, entity, record_id, origin="reconcile"), enqueue)
+        released.append(key)
+    return released
+
+
+def _claim(r: redis.Redis, key: str, event_id: str) -> str | None:
+    """Reserve `key` for this event: None when reserved, else the event id of the confirmed mark holding it.
+
+    A young reservation of another event (its publish is in flight) is waited for up to
+    CONFIRM_WAIT; if it is not confirmed by then, or is older than STALE_AFTER_MS, it is taken over."""
+    claim = _script(r, _CLAIM)
+    give_up = time.monotonic() + CONFIRM_WAIT
+    while True:
+        state, other = (_text(v) for v in claim(keys=[key], args=[event_id, RESERVE_TTL, STALE_AFTER_MS,
+                                                                   int(time.monotonic() >= give_up)]))
+        if state == "held":
+            return other
+        if state == "took-over":
+            log.info("took over %s from event %s, whose publish was never confirmed", key, other)
+        if state != "wait":
+            return None
+        time.sleep(POLL)
+
+
+def _release(r: redis.Redis, event_id: str, *names: str | None) -> None:
+    release = _script(r, _RELEASE)
+    for name in names:
+        if name:
+            try:
+                release(keys=[name], args=[event_id])
+            except redis.RedisError:
+                pass
+
+
+def _script(r: redis.Redis, source: str):  # type: ignore[no-untyped-def]
+    return r.register_script(source)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -4,14 +4,17 @@ reconciliation period (the sweep task run by the real worker, or `syncctl reconc
 from __future__ import annotations
 
 import pytest
+import requests
 
 from sync.config import load_settings
-from sync.state import journal
+from sync.events import Event
+from sync.state import intake, journal
+from tasks import broker
 from tasks.celery_app import make_celery
 from tasks.queues import RECONCILE_SWEEP
 from tests.e2e.conftest import Stack, StackConfig, settle
 from tests.e2e.ops_helpers import catalogue_numbers, dict_of, syncctl
-from tests.support.stack import CONNECTION, admin, wait_for
+from tests.support.stack import CONNECTION, TOKEN, admin, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +98,20 @@ def test_lost_webcrm_webhook_for_an_organisation_is_caught(e2e: Stack, monkeypat
 
     found = wait_for(debtor, timeout=30, what="the organisation's debtor")
     assert found["Name"] == "Tabt Webhook ApS"
+
+
+def test_a_pending_mark_whose_job_is_gone_is_released_by_the_sweep(e2e: Stack) -> None:
+    """A confirmed pending mark whose job the broker lost (a purged queue, an older file restored)
+    swallows every event for its record; the sweep that beat runs queues the record again."""
+    drop_webhooks(e2e)
+    row = admin(e2e.uniconta_url, "POST", "/ui/InvItemClient", json={"Item": "O-1", "Name": "Orphan", "SalesPrice1": 4})
+    intake.accept(e2e.redis, Event(CONNECTION, "uniconta", "item", "O-1"), lambda event: None)  # then purged
+    webhook = requests.get(f"{e2e.receiver.url}/webhook/{CONNECTION}/uniconta", timeout=10, params={
+        "CompanyId": 1234, "Table": "InvItem", "Key": "O-1", "RowId": row["RowId"], "Action": "update", "token": TOKEN})
+    assert webhook.status_code == 202 and webhook.json().get("coalesced") is True  # joined a job that is gone
+    assert broker.live_event_ids(e2e.redis) == set()
+
+    sweep_in_worker(e2e)
+    wait_for(lambda: "O-1" in catalogue_numbers(e2e), timeout=30, what="the orphaned record synced")
+    assert "orphan" in [e["kind"] for e in journal.entries(e2e.redis, CONNECTION, "item", "O-1")]
+    settle(e2e)

@@ -1,7 +1,10 @@
 """Resilience fixtures: a stack per module that the tests may break on purpose.
 
 Unlike `tests/e2e`, nothing here is shared with other modules: each module gets its own Redis (AOF on,
-so it can be killed and restarted on the same data directory and port), its own sandbox processes
+so it can be killed and restarted on the same data directory and port; `appendfsync always`, the
+policy under which Redis itself promises that nothing it acknowledged is lost to a kill: with
+`everysec` it answers writes it has not yet written while an fsync is slow, see docs/operations.md),
+its own sandbox processes
 with state files (so they can be stopped and started again from their state on the same port), the
 real receiver over HTTP and a real Celery worker process that can be killed.
 
@@ -26,7 +29,7 @@ import redis
 from sync.config import load_settings
 from sync.operations.hooks_setup import install_hooks
 from sync.redis_server import RedisServer, free_port
-from sync.state import deadletters
+from sync.state import deadletters, intake
 from tests.support.procs import Proc
 from tests.support.stack import (
     CONNECTION,
@@ -137,10 +140,13 @@ class Stack:
         return self.nothing_to_redeliver() and not self.redis.keys(f"sync:{CONNECTION}:lock:*")
 
     def nothing_to_redeliver(self) -> bool:
-        """No job queued, reserved (unacked) or waiting as a pending mark: nothing more will run."""
+        """No job queued, reserved (unacked) or promised by a pending mark: nothing more will run.
+
+        A mark still `publishing` promises nothing (its publish was never acknowledged, e.g. Redis
+        died during it), so it does not count."""
         r = self.redis
         return (not any(r.llen(q) for q in QUEUES) and not r.hlen("unacked")
-                and not r.keys(f"sync:{CONNECTION}:pending:*"))
+                and not any(mark.confirmed for mark in intake.pending_marks(r, CONNECTION).values()))
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return list(deadletters.iter_all(self.redis))
@@ -168,7 +174,7 @@ def expect_catalogue(stack: Stack, prices: dict[str, float], timeout: float, wha
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("resilience")
-    server = RedisServer(tmp / "redis", port=free_port())
+    server = RedisServer(tmp / "redis", port=free_port(), appendfsync="always")
     server.start()
     options = {"webcrm": ["--rate-limit", "0"], "uniconta": ["--daily-budget", "0"]}
     webcrm = start_sandbox("webcrm", tmp, free_port(), options["webcrm"])

@@ -14,8 +14,15 @@ from typing import Any
 import pytest
 import requests
 
+from sync.config import load_settings
+from sync.events import Event
+from sync.state import intake
+from tasks.celery_app import make_celery
+from tasks.dispatch import enqueuer
 from tests.resilience.conftest import Stack, expect_catalogue
+from tests.support.http import LiveServer
 from tests.support.stack import CONNECTION, TOKEN, admin, wait_for
+from webhooks.app import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +98,43 @@ def test_receiver_answers_503_while_redis_is_down_and_no_accepted_event_is_lost(
         answer = send(res, items[number], session)
         assert answer is not None and answer.status_code == 202
     expect_catalogue(res, expected_prices(items, list(items)), timeout=90, what="every item synced")
+    assert res.dead_letters() == []
+
+
+def test_a_webhook_refused_because_redis_died_mid_publish_is_synced_when_re_sent(res: Stack) -> None:
+    """The lost event of issue 14, made deterministic: Redis dies after the receiver wrote the record's
+    pending mark and before the job's publish, so the answer is 503 and the rollback fails too. The
+    mark comes back from the AOF without a job; until the fix, the sender's retry and every later
+    webhook for the record were answered 202 "coalesced" into that missing job and never synced."""
+    items = seed_items(res, 2)
+    victim, other = (str(n) for n in items)
+    settings = load_settings(res.env)
+    celery = make_celery(settings)
+    publish = enqueuer(celery)
+
+    def redis_dies_mid_publish(event: Event) -> None:
+        if event.record_id == victim:
+            res.redis_server.kill()
+        publish(event)
+
+    dying = LiveServer(create_app(settings, enqueue=redis_dies_mid_publish))
+    try:
+        refused = requests.get(f"{dying.url}/webhook/{CONNECTION}/uniconta", timeout=30, params={
+            "CompanyId": 1234, "Table": "InvItem", "Key": victim, "RowId": items[victim]["RowId"],
+            "Action": "update", "token": TOKEN})
+    finally:
+        dying.close()
+        celery.close()
+    assert refused.status_code == 503 and refused.headers.get("Retry-After")
+    res.redis_server.start()
+    left = intake.pending_mark(res.redis, CONNECTION, "uniconta", "item", victim)
+    assert left is not None and not left.confirmed, "no orphaned mark came back: the test proves nothing"
+
+    res.start_worker(concurrency=2)
+    session = requests.Session()
+    answers = [send(res, items[number], session) for number in (victim, other)]
+    assert [(a.status_code, a.json().get("coalesced")) for a in answers if a is not None] == [(202, None)] * 2
+    expect_catalogue(res, expected_prices(items, [victim, other]), timeout=90, what="both items synced")
     assert res.dead_letters() == []
 
 

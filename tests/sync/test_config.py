@@ -115,11 +115,20 @@ def test_demo_connection_without_sync_config() -> None:
         ({"SYNC_MAX_ATTEMPTS": "many"}, "SYNC_MAX_ATTEMPTS: not a valid int"),
         ({"SYNC_RETRY_MAX_SECONDS": "0"}, "SYNC_RETRY_MAX_SECONDS: must be between"),
         ({"SYNC_CONFIG": "/does/not/exist.toml"}, "/does/not/exist.toml: file not found"),
+        ({"REDIS_APPENDFSYNC": "sometimes"}, "REDIS_APPENDFSYNC: must be one of always, everysec, no, not 'sometimes'"),
     ],
 )
 def test_bad_environment(env: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_settings(env)
+
+
+def test_redis_fsync_policy_is_a_setting() -> None:
+    from sync.redis_server import APPENDFSYNC_POLICIES
+
+    assert load_settings({}).redis_appendfsync == "everysec"
+    assert load_settings({"REDIS_APPENDFSYNC": "ALWAYS"}).redis_appendfsync == "always"
+    assert set(APPENDFSYNC_POLICIES) == {"always", "everysec", "no"}
 
 
 def test_describe_masks_secrets(tmp_path: Path) -> None:

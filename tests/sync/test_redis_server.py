@@ -28,3 +28,11 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 def test_port_in_use_is_a_clear_error(tmp_path: Path, redis_server: RedisServer) -> None:
     with pytest.raises(RedisServerError, match="already in use"):
         RedisServer(tmp_path, port=redis_server.port).start()
+
+
+def test_fsync_policy_is_passed_to_the_server(tmp_path: Path) -> None:
+    with RedisServer(tmp_path, port=free_port(), appendfsync="always") as server:
+        assert redis.Redis.from_url(server.url, decode_responses=True).config_get("appendfsync") == {
+            "appendfsync": "always"}
+    with pytest.raises(ValueError, match="appendfsync must be one of"):
+        RedisServer(tmp_path, appendfsync="sometimes")

@@ -1,0 +1,133 @@
+"""Pending and seen marks never swallow events (issue 14), against a real Redis.
+
+The case that lost an event under load: Redis dies between a record's pending mark and its job's
+publish, so the publish fails, the receiver answers 503, and the rollback fails too; the mark comes
+back from the AOF without a job. Before the fix every later event for the record was coalesced into
+it ("202", then nothing) for an hour.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from sync.config import Settings
+from sync.events import Event
+from sync.redis_server import RedisServer, free_port
+from sync.state import intake, journal, keys
+from tasks.celery_app import make_celery
+from tasks.dispatch import enqueue as publish
+
+
+def ev(**kw: object) -> Event:
+    base = {"connection": "c1", "system": "uniconta", "entity": "item", "record_id": "A1"}
+    return Event(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def crashable(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own that may be killed; `always` so what it acknowledged is on disk."""
+    server = RedisServer(tmp_path / "redis", port=free_port(), appendfsync="always")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_mark_left_by_a_publish_that_died_with_redis_swallows_nothing(crashable: RedisServer) -> None:
+    r = redis.Redis.from_url(crashable.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+    app = make_celery(Settings(connections={}, source="tests", redis_url=crashable.url))
+    first = ev(delivery_id="d1")
+
+    def die_then_publish(event: Event) -> None:
+        crashable.kill()  # Redis dies after the marks were written, before the job is published
+        publish(event, app)  # the real kombu publish, which now fails
+
+    with pytest.raises(intake.Unavailable, match="broker"):
+        intake.accept(r, first, die_then_publish)
+    crashable.start()  # same data directory: the marks come back from the AOF, the job does not
+    mark = intake.pending_mark(r, "c1", "uniconta", "item", "A1")
+    assert mark == intake.Mark(first.event_id, confirmed=False), "the orphaned mark did not survive; no test"
+
+    sent: list[Event] = []
+    again = intake.accept(r, ev(delivery_id="d1"), sent.append)  # the sender retries the refused delivery
+    later = intake.accept(r, ev(), sent.append)  # and the next change of the record arrives
+    assert (again.status, later.status) == ("queued", "coalesced")
+    assert sent and sent[0].delivery_id == "d1"
+    assert intake.pending_mark(r, "c1", "uniconta", "item", "A1") == intake.Mark(sent[0].event_id, True)
+    app.close()
+    r.close()
+
+
+def test_an_event_joins_a_job_only_once_its_publish_was_acknowledged(redis_client: redis.Redis,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "CONFIRM_WAIT", 60.0)  # the second event waits for the first's publish
+    sent: list[Event] = []
+    second: list[intake.Outcome] = []
+    arrived = threading.Thread(target=lambda: second.append(intake.accept(redis_client, ev(), sent.append)))
+
+    def slow_publish(event: Event) -> None:
+        arrived.start()  # a second change arrives while this job is being published
+        sent.append(event)
+
+    first = intake.accept(redis_client, ev(), slow_publish)
+    arrived.join()
+    assert (first.status, second[0].status) == ("queued", "coalesced")
+    assert len(sent) == 1
+
+
+def test_a_publish_that_never_confirms_is_taken_over(redis_client: redis.Redis,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "CONFIRM_WAIT", 0.0)
+    sent: list[Event] = []
+    second: list[intake.Outcome] = []
+
+    def stuck_publish(event: Event) -> None:
+        # Still publishing when the next change arrives: that change must not trust this publish.
+        second.append(intake.accept(redis_client, ev(), sent.append))
+        sent.append(event)
+
+    first = intake.accept(redis_client, ev(), stuck_publish)
+    assert (first.status, second[0].status) == ("queued", "queued")
+    later_job, first_job = sent
+    mark = intake.pending_mark(redis_client, "c1", "uniconta", "item", "A1")
+    assert mark == intake.Mark(later_job.event_id, True)
+    intake.clear_pending(redis_client, first_job)  # a job never clears a mark promising another job
+    assert intake.pending_mark(redis_client, "c1", "uniconta", "item", "A1") == mark
+    intake.clear_pending(redis_client, later_job)
+    assert intake.pending_mark(redis_client, "c1", "uniconta", "item", "A1") is None
+
+
+def test_a_refused_publish_rolls_both_marks_back(redis_client: redis.Redis) -> None:
+    def refuse(event: Event) -> None:
+        raise ConnectionError("broker gone")
+
+    with pytest.raises(intake.Unavailable):
+        intake.accept(redis_client, ev(delivery_id="d1"), refuse)
+    assert not redis_client.exists(keys.pending("c1", "uniconta", "item", "A1"), keys.seen("c1", "d1"))
+    sent: list[Event] = []
+    assert intake.accept(redis_client, ev(delivery_id="d1"), sent.append).status == "queued"
+    assert intake.accept(redis_client, ev(delivery_id="d1"), sent.append).status == "duplicate"
+
+
+def test_release_orphans_queues_records_whose_job_the_broker_lost(redis_client: redis.Redis) -> None:
+    lost: list[Event] = []
+    intake.accept(redis_client, ev(record_id="A1"), lost.append)  # its job is purged from the queue later
+    kept: list[Event] = []
+    intake.accept(redis_client, ev(record_id="B2"), kept.append)
+    marks = intake.pending_marks(redis_client, "c1")
+    assert set(marks) == {keys.pending("c1", "uniconta", "item", r) for r in ("A1", "B2")}
+
+    again: list[Event] = []
+    released = intake.release_orphans(redis_client, "c1", marks, {kept[0].event_id}, again.append)
+    assert released == [keys.pending("c1", "uniconta", "item", "A1")]
+    assert [(e.record_id, e.origin) for e in again] == [("A1", "reconcile")]
+    assert intake.pending_mark(redis_client, "c1", "uniconta", "item", "A1") == intake.Mark(again[0].event_id, True)
+    kinds = [e["kind"] for e in journal.entries(redis_client, "c1", "item", "A1")]
+    assert kinds[:2] == ["queued", "orphan"]
+    # A mark whose job started meanwhile is left alone (the compare-and-delete sees the change).
+    intake.clear_pending(redis_client, again[0])
+    assert intake.release_orphans(redis_client, "c1", marks, {kept[0].event_id}, again.append) == []

@@ -172,6 +172,8 @@ class Settings:
     retry_max_seconds: float = 300.0
     task_time_limit: int = 120
     batch_time_limit: int = 600
+    metrics_port: int = 0  # the worker's Prometheus endpoint; 0 = none (docs/operations.md)
+    metrics_host: str = "127.0.0.1"
 
     def connection(self, connection_id: str) -> Connection | None:
         return self.connections.get(connection_id)
@@ -504,6 +506,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "retry_max_seconds": _env_number(environ, "SYNC_RETRY_MAX_SECONDS", float, 300.0, 0.1, 1800),
         "task_time_limit": _env_number(environ, "SYNC_TASK_TIME_LIMIT", int, 120, 5, 3600),
         "batch_time_limit": _env_number(environ, "SYNC_BATCH_TIME_LIMIT", int, 600, 5, 3600),
+        "metrics_port": _env_number(environ, "SYNC_METRICS_PORT", int, 0, 0, 65535),
+        "metrics_host": environ.get("SYNC_METRICS_HOST") or "127.0.0.1",
     }
     return Settings(
         connections=connections,

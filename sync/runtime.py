@@ -11,11 +11,15 @@ re-synced once its debtor exists). They ask `ctx.enqueue`, a port the task layer
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
 
+from sync import metrics
+from sync.clients.errors import Throttled
+from sync.clients.http import Observer
 from sync.clients.uniconta import UnicontaClient
 from sync.clients.webcrm import WebcrmClient
 from sync.config import Connection, Settings, load_settings
@@ -123,13 +127,38 @@ class Runtime:
         webcrm = WebcrmClient(
             conn.webcrm.base_url, conn.webcrm.auth_code.reveal(),
             timeout=(3.05, conn.webcrm.timeout_seconds), page_size=conn.webcrm.page_size,
-            before_request=lambda: rate.wait(RATE_WAIT_SECONDS), observer=observe_call("webcrm"))
+            before_request=_counted(lambda: rate.wait(RATE_WAIT_SECONDS), conn.id, "webcrm"),
+            observer=_observers(metrics.api_observer(conn.id, "webcrm"), observe_call("webcrm")))
         uniconta = UnicontaClient(
             conn.uniconta.base_url, conn.uniconta.company_id, conn.uniconta.username,
             conn.uniconta.password.reveal(), timeout=(3.05, conn.uniconta.timeout_seconds),
             odata_page_size=conn.uniconta.page_size,
-            before_request=budget.acquire, observer=observe_call("uniconta"))
+            before_request=_counted(budget.acquire, conn.id, "uniconta"),
+            observer=_observers(metrics.api_observer(conn.id, "uniconta"), observe_call("uniconta")))
         return ConnectionContext(conn, self.redis, webcrm, uniconta, self.enqueue, self.enqueue_batch)
+
+
+def _observers(*observers: Observer) -> Observer:
+    """Every call of a client goes to the metrics (which never raise), then to the journal."""
+
+    def observe(method: str, path: str, status: int | None, elapsed_ms: float) -> None:
+        for observer in observers:
+            observer(method, path, status, elapsed_ms)
+
+    return observe
+
+
+def _counted(before_request: Callable[[], object], connection: str, system: str) -> Callable[[], object]:
+    """A `before_request` hook whose refusals (our limiter's `Throttled`) are counted for the metrics."""
+
+    def hook() -> object:
+        try:
+            return before_request()
+        except Throttled:
+            metrics.throttled_here(connection, system)
+            raise
+
+    return hook
 
 
 _runtime: Runtime | None = None

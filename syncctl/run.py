@@ -6,6 +6,10 @@ gunicorn, a Celery worker, beat and Flower; points the sandboxes' webhooks at
 the receiver; prints what runs where. Ctrl-C (or any child dying) stops the
 children in reverse order, Redis last, so nothing is left behind and the
 Redis data (AOF under .run/) is kept.
+
+The receiver and the worker each get a Prometheus multiprocess directory under
+.run/metrics/ (emptied as they start); the worker serves its metrics on
+127.0.0.1:SYNC_METRICS_PORT (9808).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ RUN_DIR = Path(os.environ.get("SYNC_RUN_DIR", ".run"))
 RECEIVER_BIND = os.environ.get("SYNC_BIND", "127.0.0.1:8000")
 FLOWER_PORT = int(os.environ.get("FLOWER_PORT", "5555"))
 REDIS_PORT = int(os.environ.get("SYNC_REDIS_PORT", str(DEFAULT_PORT)))
+METRICS_PORT = int(os.environ.get("SYNC_METRICS_PORT") or "9808")
+METRICS_HOST = os.environ.get("SYNC_METRICS_HOST") or "127.0.0.1"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # one directory per service: never in the shared environment
 # Flower stays on loopback; tasks.flower still wants credentials unless this is the demo.
 FLOWER_ARGS = ["--address=127.0.0.1", f"--port={FLOWER_PORT}"]
 
@@ -44,6 +51,7 @@ class Service:
     where: str = ""
     ready_url: str = ""
     console: bool = False  # show its output in the terminal; others log to .run/logs/<name>.log
+    env: dict[str, str] = field(default_factory=dict)  # on top of the shared environment
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -74,11 +82,15 @@ def planned_services(settings: Settings) -> list[Service]:
         "receiver",
         [py, "-m", "gunicorn", "-c", "python:webhooks.gunicorn_conf", "--bind", bind, "--workers", "2", "--threads", "4",
          "--access-logfile", "-", "--log-level", "warning", "webhooks.app:create_app()"],
-        where=f"http://{bind}  (POST /webhook/<connection>/webcrm|uniconta)", ready_url=f"http://{bind}/healthz"))
+        where=f"http://{bind}  (POST /webhook/<connection>/webcrm|uniconta, GET /metrics)",
+        ready_url=f"http://{bind}/healthz", env={MULTIPROC_ENV: str(RUN_DIR / "metrics" / "receiver")}))
     celery = [py, "-m", "celery", "-A", "tasks.app"]
     services.append(Service("worker", [*celery, "worker", "--loglevel", settings.log_level, "--concurrency", "2",
                                        "-Q", "webhooks,sync,reconcile,backfill", "-E", "--without-gossip"],
-                            where="queues webhooks, sync, reconcile, backfill", console=True))
+                            where="queues webhooks, sync, reconcile, backfill; metrics "
+                                  f"http://{METRICS_HOST}:{METRICS_PORT}/metrics", console=True,
+                            env={MULTIPROC_ENV: str(RUN_DIR / "metrics" / "worker"),
+                                 "SYNC_METRICS_PORT": str(METRICS_PORT), "SYNC_METRICS_HOST": METRICS_HOST}))
     services.append(Service("beat", [*celery, "beat", "--loglevel", settings.log_level,
                                      "--schedule", str(RUN_DIR / "celerybeat-schedule")],
                             where="reconciliation schedule"))
@@ -133,6 +145,7 @@ def supervise() -> int:
         return 2
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    env.pop(MULTIPROC_ENV, None)  # Flower and beat keep prometheus-client's ordinary mode
     redis_server: RedisServer | None = None
     if settings.redis_url is None:
         redis_server = RedisServer(RUN_DIR / "redis", host=DEFAULT_HOST, port=REDIS_PORT,
@@ -160,8 +173,8 @@ def supervise() -> int:
             if not service.console:
                 service.log.parent.mkdir(parents=True, exist_ok=True)
                 out = open(service.log, "ab")  # noqa: SIM115 - the child owns it from here
-            service.process = subprocess.Popen(service.args, env=env, start_new_session=True, stdout=out,
-                                               stderr=subprocess.STDOUT if out else None)
+            service.process = subprocess.Popen(service.args, env={**env, **service.env}, start_new_session=True,
+                                               stdout=out, stderr=subprocess.STDOUT if out else None)
             started.append(service)
             _wait_ready(service)
         if settings.demo:

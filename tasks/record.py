@@ -70,7 +70,8 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
                                     transient=(SoftTimeLimitExceeded,), contention_delay=contention_delay(),
                                     backoff_delay=backoff(attempt, base=rt.settings.retry_base_seconds,
                                                           cap=rt.settings.retry_max_seconds,
-                                                          retry_after=getattr(err, "retry_after", None)))
+                                                          retry_after=getattr(err, "retry_after", None)),
+                                    event=ev)
             if verdict.action == "contended":
                 journal.note("contended")
                 raise self.retry(kwargs={**again, "contentions": contentions + 1},

@@ -47,6 +47,20 @@ def test_compose_services_and_commands() -> None:
     assert (ROOT / ".env.example").exists() and (ROOT / "Dockerfile").exists()
     for name in ("web", "worker", "beat", "flower"):
         assert services[name]["env_file"] == ".env"
+        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_compose_metrics_directories_are_per_service_and_start_empty() -> None:
+    """prometheus-client's multiprocess files: web and worker each on their own tmpfs; beat and Flower none."""
+    services = _services()
+    for name in ("web", "worker"):
+        path = services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert path in services[name]["tmpfs"]
+    for name in ("beat", "flower"):
+        assert "PROMETHEUS_MULTIPROC_DIR" not in services[name]["environment"]
+    assert services["worker"]["environment"]["SYNC_METRICS_PORT"] in services["worker"]["expose"]
+    env_example = (ROOT / ".env.example").read_text().splitlines()
+    assert not [line for line in env_example if line.startswith(("PROMETHEUS_MULTIPROC_DIR", "SYNC_METRICS_"))]
 
 
 def test_makefile_help_lists_targets() -> None:

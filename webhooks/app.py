@@ -13,10 +13,12 @@ import sys
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from marshmallow import ValidationError
+from prometheus_client.exposition import choose_encoder
 from werkzeug.exceptions import HTTPException
 
+from sync import metrics
 from sync.config import ConfigError, Connection, Settings, load_settings
 from sync.events import Event
 from sync.logs import log_context, setup_logging
@@ -76,7 +78,8 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
 
     app = Flask("webhooks")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    app.extensions["sync"] = {"settings": settings, "redis": redis_client, "enqueue": enqueue}
+    app.extensions["sync"] = {"settings": settings, "redis": redis_client, "enqueue": enqueue,
+                              "metrics": metrics.registry()}
     _register_routes(app)
     _register_errors(app)
     return app
@@ -88,10 +91,12 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
 def _register_routes(app: Flask) -> None:
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
     app.add_url_rule("/webhook/<connection>/webcrm", "webcrm", _webcrm, methods=["POST"])
     for name in ("uniconta", "invitems"):
         app.add_url_rule(f"/webhook/<connection>/{name}", name, _uniconta, methods=["GET", "POST"],
                          defaults={"alias": name})
+    app.after_request(_count_answer)
 
 
 def _state() -> dict[str, Any]:
@@ -111,6 +116,29 @@ def _readyz() -> Response | tuple[Response, int]:
     except redis.RedisError:
         return jsonify(status="unavailable", redis="unreachable"), 503
     return jsonify(status="ready", connections=sorted(state["settings"].connections))
+
+
+def _metrics() -> Response:
+    """Prometheus text format (OpenMetrics when asked for, as prometheus-client's own server does): the
+    answers of every gunicorn worker in multiprocess mode. The metrics: docs/operations.md."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(_state()["metrics"]), headers={"Content-Type": content_type})
+
+
+# The answer a webhook got, for the metrics: intake's outcome, or "refused" for any error.
+ANSWERS = {"queued": "accepted", "coalesced": "coalesced", "duplicate": "duplicate"}
+WEBHOOK_ENDPOINTS = {"webcrm": "webcrm", "uniconta": "uniconta", "invitems": "uniconta"}
+
+
+def _count_answer(response: Response) -> Response:
+    """Every webhook's answer passes here once, refusals included (error handlers' responses too)."""
+    system = WEBHOOK_ENDPOINTS.get(request.endpoint or "")
+    if system is not None:
+        given = (request.view_args or {}).get("connection", "")
+        connection = given if given in _state()["settings"].connections else "unknown"  # no junk labels
+        answer = "refused" if response.status_code >= 400 else ANSWERS.get(g.get("intake", ""), "other")
+        metrics.webhook_answered(connection, system, answer, response.status_code)
+    return response
 
 
 def _webcrm(connection: str) -> tuple[Response, int]:
@@ -196,6 +224,7 @@ def _accept(event: Event) -> tuple[Response, int]:
             log.warning("event not stored: %s", err)
             raise Rejected(503, "temporarily unable to store the event; retry later",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    g.intake = outcome.status
     if outcome.status == "duplicate":
         return jsonify(status="duplicate", event=outcome.event_id), 200
     body: dict[str, Any] = {"status": "queued", "event": outcome.event_id}

@@ -5,6 +5,8 @@
   and registered secrets in every access and error line.
 * A receiver that accepts a token published in this repository (the demo's) refuses to start on an
   address beyond loopback, before it binds (`sync.exposure`).
+* With `PROMETHEUS_MULTIPROC_DIR` set, `/metrics` merges every worker's values: the directory is
+  emptied before the workers start, and a worker that exits is marked dead (`sync.metrics`).
 
 `make run` and docker-compose.yml both start the receiver with this file.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 from gunicorn import glogging
 
+from sync import metrics
 from sync.config import ConfigError, load_settings
 from sync.exposure import public_token_problem
 from sync.logs import ContextFilter
@@ -75,6 +78,14 @@ def on_starting(server: Any) -> None:
     if problem:
         print(f"receiver: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(2)
+    try:
+        metrics.prepare_multiprocess_dir()
+    except OSError as err:  # webhooks matter more than metrics: say so and serve them
+        print(f"receiver: metrics directory unusable, /metrics will be incomplete: {err}", file=sys.stderr, flush=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    metrics.process_exited(worker.pid)
 
 
 logger_class = ScrubbingLogger

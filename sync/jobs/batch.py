@@ -149,7 +149,8 @@ class Batch:
                 verdict = after_failure(self.settings, err, attempt=self.attempt,
                                         first_attempt_at=self.first_attempt_at, transient=self.transient,
                                         contention_delay=self.contention(),
-                                        backoff_delay=self.backoff(self.attempt, getattr(err, "retry_after", None)))
+                                        backoff_delay=self.backoff(self.attempt, getattr(err, "retry_after", None)),
+                                        event=event)
                 if verdict.action == "contended":
                     journal.note("contended")
                 elif verdict.action == "retry":

@@ -17,10 +17,11 @@ from typing import Any
 import redis
 import sentry_sdk
 
+from sync import metrics
 from sync.clients.errors import ApiError
 from sync.config import Settings
 from sync.events import Event
-from sync.flows import FlowError, Result, handler_for
+from sync.flows import ROUTES, FlowError, Result, handler_for
 from sync.runtime import ConnectionContext
 from sync.state import deadletters, intake, journal
 from sync.state.locks import LockBusy, record_lock
@@ -38,14 +39,17 @@ def sync_one(ctx: ConnectionContext, event: Event, *, attempt: int = 0) -> Resul
         intake.clear_pending(ctx.redis, event)
         reason = "no flow" if route is None else f"flow {route[0]} is disabled"
         journal.note("ignored", reason=reason)
+        metrics.synced(event.connection, flow_of(event.system, event.entity), "ignored", event.origin,
+                       event.received_at)
         return Result("ignored", {"reason": reason})
-    _flow, handler = route
+    flow, handler = route
     journal.note("started", attempt=attempt + 1, event=event.event_id, origin=event.origin,
                  operation=event.operation)
     intake.clear_pending(ctx.redis, event)
     with record_lock(ctx.redis, event.connection, event.entity, event.record_id):
         result = handler(ctx, event)
     journal.note("done", action=result.action, **result.detail)
+    metrics.synced(event.connection, flow, result.action, event.origin, event.received_at)
     log.info("%s %s %s: %s", event.system, event.entity, event.record_id, result.action)
     return result
 
@@ -62,9 +66,21 @@ class Verdict:
 
 def after_failure(settings: Settings, err: BaseException, *, attempt: int, first_attempt_at: float,
                   transient: tuple[type[BaseException], ...] = (), contention_delay: float = 0.0,
-                  backoff_delay: float | None = None) -> Verdict:
+                  backoff_delay: float | None = None, event: Event | None = None) -> Verdict:
     """The verdict for a failed attempt (counting from 0). `transient` adds exception types that are
-    worth a retry (the task layer's time limit); `backoff_delay` is the retry delay it computed."""
+    worth a retry (the task layer's time limit); `backoff_delay` is the retry delay it computed.
+    With `event`, a retry or contention is counted for the metrics (dead letters count themselves)."""
+    verdict = _verdict(settings, err, attempt=attempt, first_attempt_at=first_attempt_at, transient=transient,
+                       contention_delay=contention_delay, backoff_delay=backoff_delay)
+    if event is not None and verdict.action != "dead":
+        metrics.put_off(event.connection, flow_of(event.system, event.entity),
+                        "contended" if verdict.action == "contended" else "transient")
+    return verdict
+
+
+def _verdict(settings: Settings, err: BaseException, *, attempt: int, first_attempt_at: float,
+             transient: tuple[type[BaseException], ...], contention_delay: float,
+             backoff_delay: float | None) -> Verdict:
     if isinstance(err, LockBusy):
         return Verdict("contended", contention_delay)
     if isinstance(err, (ApiError, redis.RedisError, *transient)):
@@ -85,9 +101,17 @@ def dead_letter(r: redis.Redis, event: dict[str, Any], err: BaseException, kind:
     letter = deadletters.add(r, event=event, error=err, kind=kind, attempts=attempts,
                              first_attempt_at=first_attempt_at)
     journal.note("dead-letter", id=letter, reason=kind, error=str(err))
+    metrics.dead_lettered(str(event.get("connection")), flow_of(str(event.get("system")), str(event.get("entity"))),
+                          kind)
     if kind == "bug":
         log.error("dead letter %s (%s): %s", letter, kind, err, exc_info=err)
     else:
         log.error("dead letter %s (%s): %s", letter, kind, err)
     sentry_sdk.capture_exception(err)
     return letter
+
+
+def flow_of(system: str, entity: str) -> str:
+    """The flow an event belongs to (a metrics label), "none" when nothing syncs it."""
+    route = ROUTES.get((system, entity))
+    return route[0] if route else "none"

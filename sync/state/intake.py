@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import redis
 
+from sync import metrics
 from sync.events import Event
 from sync.state import journal, keys
 
@@ -110,6 +111,7 @@ def pending_mark(r: redis.Redis, connection: str, system: str, entity: str, reco
     return parse(r.get(keys.pending(connection, system, entity, record_id)))
 
 
+@metrics.counts_intake
 def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
     """Dedupe, coalesce and enqueue; raises Unavailable when the event could not be stored."""
     seen_key = keys.seen(event.connection, event.delivery_id) if event.delivery_id else None
@@ -164,6 +166,7 @@ def clear_pending(r: redis.Redis, event: Event) -> None:
 EnqueueBatch = Callable[[list[Event], float], None]
 
 
+@metrics.counts_intake
 def accept_many(r: redis.Redis, events: list[Event], enqueue_batch: EnqueueBatch, *, countdown: float = 0.0
                 ) -> list[Outcome]:
     """`accept` for many records of one connection at once: one batch job for those not already pending.

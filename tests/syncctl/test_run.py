@@ -54,10 +54,11 @@ def _redis_text(url: str) -> str:
 
 
 def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("redis", "webcrm", "uniconta", "receiver", "flower")}
+    ports = {name: free_port() for name in ("redis", "webcrm", "uniconta", "receiver", "flower", "metrics")}
     env = {**os.environ, "SYNC_RUN_DIR": str(tmp_path / "run"), "SYNC_REDIS_PORT": str(ports["redis"]),
            "SYNC_DEMO_WEBCRM_PORT": str(ports["webcrm"]), "SYNC_DEMO_UNICONTA_PORT": str(ports["uniconta"]),
-           "SYNC_BIND": f"127.0.0.1:{ports['receiver']}", "FLOWER_PORT": str(ports["flower"])}
+           "SYNC_BIND": f"127.0.0.1:{ports['receiver']}", "FLOWER_PORT": str(ports["flower"]),
+           "SYNC_METRICS_PORT": str(ports["metrics"])}
     for name in ("SYNC_CONFIG", "REDIS_URL"):
         env.pop(name, None)
     out = open(tmp_path / "out.log", "wb")  # noqa: SIM115
@@ -82,6 +83,12 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
         receiver = f"http://127.0.0.1:{ports['receiver']}"
         assert requests.get(f"{receiver}/readyz", timeout=5).status_code == 200
         _send_webhooks_with_the_token(receiver)
+        # Both metrics endpoints, each merging its processes' values from its own directory under .run/metrics/.
+        answered = requests.get(f"{receiver}/metrics", timeout=5).text
+        assert 'sync_webhooks_total{answer="refused",code="401",connection="demo",system="uniconta"} 1.0' in answered
+        worker = requests.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5).text
+        assert 'sync_records_total{action="created",connection="demo",flow="items"}' in worker
+        assert {p.name for p in (tmp_path / "run" / "metrics").iterdir()} == {"receiver", "worker"}
         redis_text = _redis_text(f"redis://127.0.0.1:{ports['redis']}/0")
         assert "sync:demo:journal:" in redis_text and TOKEN not in redis_text
     finally:

@@ -79,7 +79,7 @@ def _direct(stack: h.Stack, threads: int) -> float:
     from sync.flows.organisations_mapping import is_customer
 
     assert stack.webcrm and stack.uniconta
-    cfg = OrganisationFlow(trigger_keywords=("Kunde", "A Kunde", "B Kunde", "C Kunde"))
+    cfg = OrganisationFlow()  # the seeder types its customers with the default keyword
     t0 = time.perf_counter()
     with WebcrmClient(stack.webcrm.url, "sandbox-token", page_size=1000) as webcrm, \
             UnicontaClient(stack.uniconta.url, h.COMPANY, "sandbox", "sandbox") as uniconta:

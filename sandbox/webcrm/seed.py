@@ -27,7 +27,9 @@ from sandbox.webcrm.totals import order_totals
 if TYPE_CHECKING:
     from sandbox.webcrm.app import WebcrmSandbox
 
-ORGANISATION_TYPES = ("A Kunde", "B Kunde", "C Kunde", "Leverandør", "Partner")
+# Three in five are customers, typed with the default trigger keyword ("Kunde", docs/configuration.md),
+# so seeded data syncs under the default configuration; suppliers and partners never become debtors.
+ORGANISATION_TYPES = ("Kunde", "Kunde", "Kunde", "Leverandør", "Partner")
 ORGANISATION_STATUSES = ("Aktiv", "Aktiv", "Aktiv", "Emne", "Ophørt")
 TITLES = ("Direktør", "Indkøber", "Bogholder", "Værkfører", "Salgschef", "Projektleder", "")
 DELIVERY_STATUSES = ("New", "Planned", "OnGoing", "Completed")

@@ -108,5 +108,8 @@ def show(conn: Connection, env: dict[str, str], r: redis.Redis, *, syncctl: str,
             print(f"  synced in {time.monotonic() - started:.0f} s", flush=True)
         else:
             print(f"  still syncing after {SETTLE_SECONDS:.0f} s; `{syncctl} status` shows what waits", flush=True)
+    else:
+        print("\nDemo data: the sandboxes keep what an earlier run left (state files under the run directory); "
+              "`make demo` starts over from fresh ones.", flush=True)
     found = demo_block.tries(conn, _tables(conn.webcrm.base_url), _tables(conn.uniconta.base_url), syncctl)
     print(demo_block.render(found, syncctl=syncctl, flower=flower), flush=True)

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock run test test-fast lint bench clean
+.PHONY: help install lock run demo test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ lock: $(STAMP) ## re-pin requirements*.txt to the newest versions setup.cfg allo
 	$(COMPILE) --build-deps-for wheel -c $(LOCK_DEV) -o $(LOCK) setup.cfg
 
 run: $(STAMP) ## start everything on the embedded default (Redis, sandboxes, receiver, worker, beat, Flower)
+	$(BIN)/python -m syncctl.run
+
+# Only the built-in demo: with SYNC_CONFIG or REDIS_URL the run directory may hold a real Redis's data.
+demo: $(STAMP) ## make run from scratch: forget the demo's run directory (sandboxes, Redis), seed and sync afresh
+	@test -z "$$SYNC_CONFIG$$REDIS_URL" || { echo "make demo: only for the built-in demo (unset SYNC_CONFIG and REDIS_URL)"; exit 2; }
+	rm -rf "$${SYNC_RUN_DIR:-.run}"
 	$(BIN)/python -m syncctl.run
 
 test: $(STAMP) ## run the whole test suite

@@ -314,8 +314,6 @@ password = "sandbox"
 daily_call_budget = {uniconta_budget}
 {reserve}
 [connections.{CONNECTION}.organisations]
-# The sandbox seeder's customer types (the default keyword "Kunde" matches whole values only).
-trigger_keywords = ["Kunde", "A Kunde", "B Kunde", "C Kunde"]
 {extra}
 """, encoding="utf-8")
     return path

@@ -140,7 +140,7 @@ def _direct(opts: h.Options, count: int) -> dict[str, Any]:
     with h.Stack("backfill direct", flows=ALL_FLOWS) as stack:
         assert stack.webcrm and stack.uniconta
         seeded = _seed(stack, count)
-        cfg = OrganisationFlow(trigger_keywords=("Kunde", "A Kunde", "B Kunde", "C Kunde"))
+        cfg = OrganisationFlow()  # the seeder types its customers with the default keyword
         t0 = time.perf_counter()
         with WebcrmClient(stack.webcrm.url, "sandbox-token", page_size=1000) as webcrm, \
                 UnicontaClient(stack.uniconta.url, h.COMPANY, "sandbox", "sandbox") as uniconta:

@@ -3,9 +3,10 @@
 Starts, in order: Redis (the embedded one when REDIS_URL is unset), the two
 sandboxes (only for the built-in demo connection), the receiver under
 gunicorn, a Celery worker, beat and Flower; points the sandboxes' webhooks at
-the receiver; prints what runs where. Ctrl-C (or any child dying) stops the
-children in reverse order, Redis last, so nothing is left behind and the
-Redis data (AOF under .run/) is kept.
+the receiver; prints what runs where. With the demo connection it then seeds
+fresh sandboxes, lets the data sync and prints what to try (syncctl/demo.py).
+Ctrl-C (or any child dying) stops the children in reverse order, Redis last,
+so nothing is left behind and the Redis data (AOF under .run/) is kept.
 
 The receiver and the worker each get a Prometheus multiprocess directory under
 .run/metrics/ (emptied as they start); the worker serves its metrics on
@@ -26,6 +27,7 @@ from pathlib import Path
 import click
 import requests
 
+from sync.clients.errors import redact
 from sync.config import ConfigError, Settings, load_settings
 from sync.logs import setup_logging
 from sync.redis_server import DEFAULT_HOST, DEFAULT_PORT, RedisServer, RedisServerError
@@ -131,6 +133,36 @@ class _Stop(Exception):
     pass
 
 
+def _dead(started: list[Service]) -> Service | None:
+    return next((s for s in started if s.process is not None and s.process.poll() is not None), None)
+
+
+def _show_demo(settings: Settings, env: dict[str, str], started: list[Service]) -> None:
+    """Seed and sync the demo data (fresh sandboxes only), then print what to try; a failure here is
+    reported and leaves the running services alone."""
+    import redis
+
+    from sync.runtime import EMBEDDED_REDIS_URL
+    from syncctl import demo
+
+    def check() -> None:
+        if _dead(started) is not None:
+            raise _Stop
+
+    url = env.get("REDIS_URL") or EMBEDDED_REDIS_URL
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+    try:
+        demo.show(next(iter(settings.connections.values())), env, client,
+                  syncctl=demo.syncctl_command(url, EMBEDDED_REDIS_URL), flower=f"http://127.0.0.1:{FLOWER_PORT}",
+                  check=check)
+    except _Stop:
+        raise
+    except Exception as err:
+        print(f"demo: {redact(str(err))} (the services keep running)", file=sys.stderr, flush=True)
+    finally:
+        client.close()
+
+
 def supervise() -> int:
     """Start everything, wait for Ctrl-C or a child's death, stop everything; the exit code."""
     try:
@@ -192,15 +224,16 @@ def supervise() -> int:
             print(f"  {service.name:<17} {where}")
         print(f"  {'configuration':<17} {settings.source}; connections: {', '.join(settings.connections)}",
               flush=True)
-        while True:
-            for service in started:
-                if service.process is not None and service.process.poll() is not None:
-                    print(f"{service.name} exited with {service.process.returncode}; stopping", file=sys.stderr)
-                    code = 1
-                    raise _Stop
+        if settings.demo:
+            _show_demo(settings, env, started)
+        while _dead(started) is None:
             time.sleep(0.5)
+        raise _Stop
     except _Stop:
-        pass
+        dead = _dead(started)
+        if dead is not None and dead.process is not None:
+            print(f"{dead.name} exited with {dead.process.returncode}; stopping", file=sys.stderr)
+            code = 1
     except Exception as err:
         print(f"error: {err}", file=sys.stderr)
         code = 1

@@ -17,6 +17,9 @@ from syncctl.common import (
     when,
 )
 
+# The webCRM entity whose link cache holds a Uniconta entity's pair (sync/flows: links.bind).
+LINKED_AS = {"debtor": "organisation", "employee": "user", "contact": "person"}
+
 
 @click.command()
 @click.argument("connection")
@@ -38,7 +41,10 @@ def timeline(connection: str, entity: str, record_id: str, limit: int, as_json: 
     r = redis_or_exit(settings)
     entries = journal.entries(r, conn.id, name, rid, limit)
     links = LinkStore(r, conn.id)
-    link = links.uniconta_key(name, rid) if system == "webcrm" else links.webcrm_id(name, rid)
+    if system == "webcrm":
+        link = links.uniconta_key(name, rid)
+    else:  # a pair's link is kept under its webCRM entity, a contact by its bare RowId
+        link = links.webcrm_id(LINKED_AS.get(name, name), rid.removeprefix("#"))
     letters = [d for d in deadletters.iter_all(r) if d.get("connection") == conn.id and d.get("entity") == name
                and str(d.get("record_id")) == rid]
     mark = intake.pending_mark(r, conn.id, system, name, rid)

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from sync.config import Settings
+from sync.state import keys
 from tasks.celery_app import make_celery
 from tasks.queues import ALL as QUEUES
 from tasks.reconcile import HEARTBEAT_PREFIX
@@ -205,3 +206,21 @@ def workers(settings: Settings, r: redis.Redis | None = None, timeout: float = 1
     except Exception:
         return None
     return sorted(replies)
+
+
+def idle(r: redis.Redis, connection: str) -> bool:
+    """True when no job of `connection` waits, runs or waits to be retried, and no record is locked:
+    the sync has done all it was asked to (webhooks still on their way are the caller's to wait for).
+
+    A reconciliation sweep's own lock does not count: it is held for the sweep interval, not while
+    working. Messages in the broker are counted for every connection (they are shared lists).
+    """
+    if any(queue_depth(r, queue) for queue in QUEUES) or r.hlen(UNACKED):
+        return False
+    if next(r.scan_iter(keys.pending(connection, "*", "*", "*"), count=1000), None) is not None:
+        return False
+    sweep = keys.lock(connection, "reconcile", "")
+    locks = (k.decode() if isinstance(k, bytes) else str(k) for k in r.scan_iter(keys.lock(connection, "*", "*"),
+                                                                                 count=1000))
+    return all(k.startswith(sweep) for k in locks)
+

@@ -1,4 +1,4 @@
-"""Seeders for POST /_sandbox/seed: Debtors, InvItems, Employees, Contacts (Danish fake data).
+"""Seeders for POST /_sandbox/seed: Debtors, InvItems, Employees, Contacts (Danish fake data), Demo.
 
 They write through the same rules as the API but do not call Change URLs (bulk setup, not edits).
 """
@@ -9,7 +9,7 @@ import random
 import re
 from collections.abc import Callable
 
-from sandbox.common import fake
+from sandbox.common import demo, fake
 from sandbox.uniconta.entities import CONTACT, DEBTOR, EMPLOYEE, INV_ITEM
 from sandbox.uniconta.records import Company
 
@@ -59,12 +59,29 @@ def make_seeders(company: Company) -> dict[str, Callable[[int, random.Random], l
             number = item["number"]
             while company.by_key(INV_ITEM, number) is not None:
                 number = fake.item(rng)["number"]
-            body = {
-                "Item": number, "Name": item["name"], "Group": item["group"], "Unit": UNITS.get(item["unit"], "None"),
-                "CostPrice": item["cost"], "SalesPrice1": item["price"], "ItemType": "Item",
-            }
-            rec, _ = company.insert(INV_ITEM, body, user=False)
-            created.append(rec["Item"])
+            created.append(_item({**item, "number": number}))
+        return created
+
+    def _item(item: dict) -> str:
+        body = {
+            "Item": item["number"], "Name": item["name"], "Group": item["group"],
+            "Unit": UNITS.get(item["unit"], "None"), "CostPrice": item["cost"], "SalesPrice1": item["price"],
+            "ItemType": "Item",
+        }
+        rec, _ = company.insert(INV_ITEM, body, user=False)
+        return str(rec["Item"])
+
+    def demo_data(count: int, rng: random.Random) -> list:
+        """The Uniconta half of `make run`'s demo: the items the webCRM demo delivery orders (with
+        prices), and Anna Jensen, already an employee, whom the users flow links to her webCRM user by
+        e-mail. Fixed data (`count` and the seed are not used): the webCRM half must agree with it."""
+        company.ensure()
+        created = [_item(item) for item in demo.items() if company.by_key(INV_ITEM, item["number"]) is None]
+        if company.by_key(EMPLOYEE, demo.ANNA["initials"]) is None:
+            rec, _ = company.insert(EMPLOYEE, {"Number": demo.ANNA["initials"], "Name": demo.ANNA["name"],
+                                               "Title": demo.ANNA["title"], "Email": demo.ANNA["email"],
+                                               "Mobil": demo.ANNA["mobile"]}, user=False)
+            created.append(rec["Number"])
         return created
 
     def employees(count: int, rng: random.Random) -> list:
@@ -103,4 +120,5 @@ def make_seeders(company: Company) -> dict[str, Callable[[int, random.Random], l
             created.append(rec["RowId"])
         return created
 
-    return {"Debtors": debtors, "InvItems": inv_items, "Employees": employees, "Contacts": contacts}
+    return {"Debtors": debtors, "InvItems": inv_items, "Employees": employees, "Contacts": contacts,
+            "Demo": demo_data}

@@ -152,6 +152,16 @@ def test_timeline_newest_first_with_link_and_dead_letters(env: list[Event], redi
     assert empty.exit_code == 0 and "nothing about this record" in empty.output
 
 
+@pytest.mark.parametrize(("entity", "key", "linked_as", "stored"), [
+    ("debtor", "10001", "organisation", "10001"), ("employee", "AJ", "user", "AJ"), ("contact", "#4", "person", "4"),
+    ("item", "V-1", "item", "V-1")])
+def test_timeline_of_a_uniconta_record_shows_its_pair(env: list[Event], redis_client: redis.Redis, entity: str,
+                                                      key: str, linked_as: str, stored: str) -> None:
+    redis_client.hset(keys.links("demo", linked_as, "u2w"), stored, "9")  # as the flows bind a pair
+    journal.append(redis_client, "demo", entity, key, "done", action="updated")
+    assert run("timeline", "demo", entity, key).output.splitlines()[0] == f"uniconta {entity} {key} — linked to webCRM 9"
+
+
 def test_status_json_and_text(env: list[Event], redis_client: redis.Redis) -> None:
     intake.accept(redis_client, Event("demo", "uniconta", "item", "A", received_at=time.time() - 60),
                   lambda e: None)

@@ -1,14 +1,19 @@
-"""`make run` (syncctl.run): everything starts, an item flows through, Ctrl-C stops it all, and the
-webhook token (in the query, as Uniconta's Change URL sends it) is in no log file and nowhere in Redis."""
+"""`make run` (syncctl.run): everything starts, the demo data is seeded and synced, every command of the
+printed "try this" block works as printed (its edit arrives on the other side, its timeline shows it),
+Ctrl-C stops it all, and the webhook token (in the query, as Uniconta's Change URL sends it) is in no
+log file and nowhere in Redis."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -53,6 +58,73 @@ def _redis_text(url: str) -> str:
     return "\n".join(parts)
 
 
+def _tables(base: str) -> dict[str, dict[str, dict[str, Any]]]:
+    return requests.get(f"{base}/_sandbox/state", timeout=10).json()["tables"]  # type: ignore[no-any-return]
+
+
+def _user_field(row: dict[str, Any], name: str) -> Any:
+    return (row.get("_user") or {}).get(name)
+
+
+def _assert_demo_synced(webcrm: str, uniconta: str) -> None:
+    """What `make run` promises before the block: the demo data reached the other side, every flow."""
+    wc, uc = _tables(webcrm), _tables(uniconta)
+    customers = {k for k, o in wc["Organisations"].items() if o["OrganisationType"] == "Kunde"}
+    assert len(customers) >= 2 and len(customers) < len(wc["Organisations"])  # non-customers too
+    assert {_user_field(d, "WebcrmId") for d in uc["Debtor"].values()} == customers
+    persons = {k for k, p in wc["Persons"].items() if str(p["PersonOrganisationId"]) in customers}
+    assert {c.get("ReferenceId") for c in uc["Contact"].values()} == persons
+    assert {_user_field(e, "WebcrmUserId") for e in uc["Employee"].values()} == set(wc["Users"])
+    catalogue = {r["QuotationLineLinkedDataItemData1"]: r for r in wc["LinkedData"].values()}
+    assert {i["Item"]: i["SalesPrice1"] for i in uc["InvItem"].values()} == \
+        {n: r["QuotationLineLinkedDataItemPrice"] for n, r in catalogue.items()}
+    sent = {k for k, d in wc["Deliveries"].items() if d["DeliveryErpStatus"] == "Synchronized"}
+    assert sent and {_user_field(o, "WebcrmDeliveryId") for o in uc["DebtorOrder"].values()} == sent
+
+
+def _block(text: str) -> list[tuple[str, str, str]]:
+    """(what, edit, watch) per flow, as printed between "Try this:" and "Watch:"."""
+    lines = [line.strip() for line in text.split("Try this:", 1)[1].split("\nWatch:", 1)[0].splitlines()]
+    edits = [i for i, line in enumerate(lines) if line.startswith("curl ")]
+    return [(lines[i - 1], lines[i], lines[i + 1]) for i in edits]
+
+
+def _arrived(edit: str, webcrm: str, uniconta: str) -> bool:
+    """Whether the edit of one printed command reached the other system."""
+    words = shlex.split(edit)
+    url, body = words[words.index("-X") + 2], json.loads(words[words.index("-d") + 1])
+    wc, uc = _tables(webcrm), _tables(uniconta)
+    path = url.split("/_sandbox/ui/", 1)[1]
+    if path.startswith("Organisations/"):
+        return any(_user_field(d, "WebcrmId") == path.split("/")[1] for d in uc["Debtor"].values())
+    if path == "InvItem":
+        return any(r["QuotationLineLinkedDataItemData1"] == body["Item"]
+                   and r["QuotationLineLinkedDataItemPrice"] == body["SalesPrice1"] for r in wc["LinkedData"].values())
+    if path.startswith("Deliveries/"):
+        return any(_user_field(o, "WebcrmDeliveryId") == path.split("/")[1] for o in uc["DebtorOrder"].values())
+    if path.startswith("Users/"):
+        return any(_user_field(e, "WebcrmUserId") == path.split("/")[1] and e.get("Mobil") == body["UserMobilePhone"]
+                   for e in uc["Employee"].values())
+    if path == "Contact":
+        return any(p["PersonCustom1"] == str(body["RowId"]) and p["PersonTitle"] == body["Title"]
+                   for p in wc["Persons"].values())
+    raise AssertionError(f"a command the test does not know: {edit}")
+
+
+def _try_the_block(text: str, env: dict[str, str], webcrm: str, uniconta: str) -> None:
+    """Run every printed command as printed, in a shell in the repository, as a newcomer would."""
+    block = _block(text)
+    assert [what.split(":")[0] for what, _, _ in block] == [
+        "organisation → debtor", "item → catalogue", "delivery → order", "user → employee", "contact → person"]
+    for what, edit, watch in block:
+        done = subprocess.run(edit, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and done.stdout == "", (edit, done.stdout, done.stderr)
+        wait_for(lambda edit=edit: _arrived(edit, webcrm, uniconta), timeout=60, what=what)  # type: ignore[misc]
+        shown = subprocess.run(watch, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and " done " in shown.stdout and "origin=webhook" in shown.stdout, \
+            (watch, shown.stdout, shown.stderr)
+
+
 def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("redis", "webcrm", "uniconta", "receiver", "flower", "metrics")}
     env = {**os.environ, "SYNC_RUN_DIR": str(tmp_path / "run"), "SYNC_REDIS_PORT": str(ports["redis"]),
@@ -65,21 +137,15 @@ def test_run_starts_everything_syncs_and_stops_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "syncctl.run"], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: "Running (Ctrl-C stops everything)" in (tmp_path / "out.log").read_text(errors="replace"),
-                 timeout=60, what="the supervisor to report what runs where")
+        wait_for(lambda: "\nWatch: " in (tmp_path / "out.log").read_text(errors="replace"),
+                 timeout=300, what="the supervisor to sync the demo data and print the try-this block")
         text = (tmp_path / "out.log").read_text()
         for name in ("redis", "webcrm sandbox", "uniconta sandbox", "receiver", "worker", "beat", "flower"):
             assert name in text
-        uniconta = f"http://127.0.0.1:{ports['uniconta']}"
-        requests.post(f"{uniconta}/_sandbox/ui/InvItemClient", json={"Item": "RUN-1", "Name": "Via make run",
-                                                                    "SalesPrice1": 12.5}, timeout=5)
-        state = f"http://127.0.0.1:{ports['webcrm']}/_sandbox/state"
-
-        def in_catalogue() -> bool:
-            rows = requests.get(state, timeout=5).json()["tables"].get("LinkedData", {}).values()
-            return any(r["QuotationLineLinkedDataItemData1"] == "RUN-1" for r in rows)
-
-        wait_for(in_catalogue, timeout=30, what="the item to reach the webCRM sandbox")
+        assert "  synced in " in text, text[-3000:]
+        webcrm, uniconta = (f"http://127.0.0.1:{ports[name]}" for name in ("webcrm", "uniconta"))
+        _assert_demo_synced(webcrm, uniconta)
+        _try_the_block(text, env, webcrm, uniconta)
         receiver = f"http://127.0.0.1:{ports['receiver']}"
         assert requests.get(f"{receiver}/readyz", timeout=5).status_code == 200
         _send_webhooks_with_the_token(receiver)

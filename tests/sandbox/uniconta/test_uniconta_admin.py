@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sandbox.common import fake
+from sandbox.common import demo, fake
 from tests.sandbox.uniconta.uniconta_helpers import API_AUTH
 
 
@@ -27,6 +27,16 @@ def test_seeders_create_valid_danish_records(api):
     again = api.admin("POST", "seed", {"entity": "Debtors", "count": 1, "seed": 1}).get_json()["created"]
     assert again == ["10005"]
     assert api.get("DebtorClient").get_json()[-1]["Name"] == rows[0]["Name"]
+
+
+def test_demo_seeder_holds_the_items_the_webcrm_demo_orders_and_anna(api):
+    created = api.admin("POST", "seed", {"entity": "Demo", "count": 1}).get_json()["created"]
+    assert created == [item["number"] for item in demo.items()] + ["AJ"]
+    items = {i["Item"]: i for i in api.get("InvItemClient").get_json()}
+    assert all(items[item["number"]]["SalesPrice1"] == item["price"] > 0 for item in demo.items())
+    anna = api.get("EmployeeClient").get_json()
+    assert [(e["Number"], e["Email"]) for e in anna] == [("AJ", demo.ANNA["email"])]
+    assert api.admin("POST", "seed", {"entity": "Demo", "count": 1}).get_json()["created"] == []  # once
 
 
 def test_contacts_need_debtors_and_unknown_seeders_are_400(api):

@@ -7,6 +7,8 @@ import concurrent.futures
 import pytest
 import requests
 
+from sandbox.common import demo
+
 
 def test_settings_and_validation(client):
     settings = client.get("/_sandbox/settings").json
@@ -80,6 +82,28 @@ def test_seeders(client, api, entity):
                       "Deliveries": "Delivery", "Opportunities": "Opportunity"}[entity]
             assert record[f"{prefix}CreatedBy"] == "Anna Jensen"
     assert client.post("/_sandbox/seed", json={"entity": "Spaceships", "count": 1}).status_code == 400
+
+
+def test_demo_seeder_gives_every_flow_something_to_sync(client, api):
+    created = client.post("/_sandbox/seed", json={"entity": "Demo", "count": 2, "seed": 1}).json["created"]
+    assert created[:2] == ["Users/2", "Users/3"] and created[-2:] == ["Deliveries/1", "Deliveries/2"]
+    orgs = api.get("/Organisations").json
+    assert [o["OrganisationType"] for o in orgs] == ["Kunde", "Kunde", "Emne", "Leverandør"]
+    assert all(o["OrganisationAddress"] and o["OrganisationPostCode"] and o["OrganisationCity"] for o in orgs)
+    for org in orgs:
+        persons = api.get(f"/Organisations/{org['OrganisationId']}/Persons").json
+        assert 1 <= len(persons) <= 2 and all("@" in p["PersonEmail"] for p in persons)
+    users = api.get("/Users").json
+    assert len(users) == 3 and all("@" in u["UserEmail"] for u in users)
+    numbers = {item["number"] for item in demo.items()}  # what the Uniconta demo seeder creates
+    ready, later = (api.get(f"/{d}").json for d in created[-2:])
+    assert (ready["DeliveryErpStatus"], later["DeliveryErpStatus"]) == ("ReadyForSynchronization",
+                                                                      "NotReadyForSynchronization")
+    for delivery in (ready, later):
+        assert delivery["DeliveryOrganisationId"] in {o["OrganisationId"] for o in orgs[:2]}
+        lines = api.get(f"/Deliveries/{delivery['DeliveryId']}/QuotationLines").json
+        assert lines and {line["QuotationLineData1"] for line in lines} <= numbers
+        assert all(line["QuotationLinePrice"] > 0 for line in lines)
 
 
 def test_seeding_is_deterministic(app_factory, api_factory):

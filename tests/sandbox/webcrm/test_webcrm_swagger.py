@@ -106,7 +106,7 @@ def test_dto_schema_json_is_generated_from_this_swagger(swagger):
 @pytest.fixture
 def seeded(api, client):
     for entity, count in (("Users", 3), ("Organisations", 4), ("LinkedData", 5), ("Deliveries", 3),
-                          ("Opportunities", 3), ("Persons", 2)):
+                          ("Opportunities", 3), ("Persons", 2), ("Demo", 1)):
         assert client.post("/_sandbox/seed", json={"entity": entity, "count": count, "seed": 7}).status_code == 200
     for plural in ("Organisations", "Persons", "Users", "Deliveries", "Opportunities", "QuotationLines"):
         api.create(f"{plural}/Hooks", {"TargetUrl": "https://example.dk/h", "EventType": "Update",

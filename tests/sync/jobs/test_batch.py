@@ -17,7 +17,7 @@ from sync.runtime import ConnectionContext
 from sync.state import journal
 from tests.support.context import Broker, MakeCtx, Sandboxes
 
-CUSTOMERS = ("A Kunde", "B Kunde", "C Kunde")
+CUSTOMERS = ("Kunde",)  # the seeder's customer type, the default trigger keyword
 
 
 def _settings(ctx: ConnectionContext) -> Settings:

@@ -171,7 +171,7 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     task_time_limit: int = 120
-    batch_time_limit: int = 600
+    batch_time_limit: int = 300
     metrics_port: int = 0  # the worker's Prometheus endpoint; 0 = none (docs/operations.md)
     metrics_host: str = "127.0.0.1"
 
@@ -505,7 +505,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "retry_base_seconds": _env_number(environ, "SYNC_RETRY_BASE_SECONDS", float, 2.0, 0.01, 600),
         "retry_max_seconds": _env_number(environ, "SYNC_RETRY_MAX_SECONDS", float, 300.0, 0.1, 1800),
         "task_time_limit": _env_number(environ, "SYNC_TASK_TIME_LIMIT", int, 120, 5, 3600),
-        "batch_time_limit": _env_number(environ, "SYNC_BATCH_TIME_LIMIT", int, 600, 5, 3600),
+        "batch_time_limit": _env_number(environ, "SYNC_BATCH_TIME_LIMIT", int, 300, 5, 3600),
         "metrics_port": _env_number(environ, "SYNC_METRICS_PORT", int, 0, 0, 65535),
         "metrics_host": environ.get("SYNC_METRICS_HOST") or "127.0.0.1",
     }

@@ -44,8 +44,10 @@ from tests.support.stack import (
 NUMBER = "QuotationLineLinkedDataItemData1"
 QUEUES = ("webhooks", "sync", "reconcile", "backfill")
 # Small enough that a test sees retries and redeliveries, large enough that a slow CI machine does
-# not trip the time limit. The broker's visibility timeout follows (2 × 2 + 10 + 60 = 74 s).
+# not trip the time limit. The broker's visibility timeout follows (2 × 2 + 10 + 60 = 74 s; a batch job's
+# limit counts too, so it is as short here).
 WORKER_TUNING = {"SYNC_RETRY_BASE_SECONDS": "0.2", "SYNC_RETRY_MAX_SECONDS": "2", "SYNC_TASK_TIME_LIMIT": "10",
+                 "SYNC_BATCH_TIME_LIMIT": "10",
                  "SYNC_RETRY_WINDOW_SECONDS": "120", "SYNC_MAX_ATTEMPTS": "100", "LOG_LEVEL": "INFO"}
 
 

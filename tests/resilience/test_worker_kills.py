@@ -7,7 +7,8 @@ Two kinds of kill, both SIGKILL:
   TTL (60 s), and the redelivered job waits for it as lock contention;
 * the **whole worker** (main process and pool, as the OOM killer or a lost machine would), restarted
   at once as a supervisor would. Its reserved and running jobs sit in the broker's `unacked` hash
-  until the visibility timeout (2 × SYNC_RETRY_MAX_SECONDS + SYNC_TASK_TIME_LIMIT + 60 s = 74 s here)
+  until the visibility timeout (2 × SYNC_RETRY_MAX_SECONDS + the longer of SYNC_TASK_TIME_LIMIT and
+  SYNC_BATCH_TIME_LIMIT + 60 s = 74 s here)
   has passed *and* a restore sweep runs: kombu sweeps every `unacked_restore_interval` (10 s) ×
   `unacked_restore_throttle` (10) = 100 s, first when the worker starts. So the last whole-worker kill
   costs about 100 s of this test (measured: docs/benchmarks.md); with the default settings the

@@ -146,6 +146,7 @@ class Connection:
     backfill_window: int = 1000  # records syncctl backfill keeps waiting in the queue at most
     batch_size: int = 200  # records per batch job (backfill pages, reconciliation, bursts)
     echo_window_seconds: float = 2.0  # how long a batch's own webhooks are gathered before they are checked
+    burst_threshold: int = 5  # single jobs of one entity waiting: the next one takes them into a batch (0 = off)
     organisations: OrganisationFlow = OrganisationFlow()
     items: ItemFlow = ItemFlow()
     orders: OrderFlow = OrderFlow()
@@ -374,6 +375,7 @@ class ConnectionSchema(_Base):
     backfill_window = f.Integer(validate=validate.Range(min=0, max=100_000))
     batch_size = f.Integer(validate=validate.Range(min=1, max=1000))
     echo_window_seconds = f.Float(validate=validate.Range(min=0, max=60))
+    burst_threshold = f.Integer(validate=validate.Range(min=0, max=10_000))
     organisations = f.Nested(OrganisationFlowSchema)
     items = f.Nested(ItemFlowSchema)
     orders = f.Nested(OrderFlowSchema)

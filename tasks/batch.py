@@ -16,10 +16,11 @@ import redis
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
+from sync.config import Settings
 from sync.events import Event
 from sync.jobs.batch import Batch
 from sync.jobs.retry import backoff, contention_delay
-from sync.runtime import get_runtime
+from sync.runtime import ConnectionContext, get_runtime
 from tasks.dispatch import enqueue_batch
 from tasks.queues import SYNC_BATCH
 
@@ -46,7 +47,12 @@ def _run(connection: str, events: list[Event], attempt: int, first_attempt_at: f
     ctx = rt.context(connection)
     if ctx is None:
         raise Reject(f"unknown connection {connection!r}", requeue=False)
-    settings = rt.settings
+    return run_batch(ctx, rt.settings, events, attempt, first_attempt_at)
+
+
+def run_batch(ctx: ConnectionContext, settings: Settings, events: list[Event], attempt: int,
+              first_attempt_at: float) -> dict[str, int]:
+    """Run the records as one batch here; what their verdicts ask for goes out as (at most) two batch jobs."""
     batch = Batch(ctx, settings, attempt=attempt, first_attempt_at=first_attempt_at,
                   transient=(SoftTimeLimitExceeded,), contention=contention_delay,
                   backoff=lambda n, retry_after: backoff(n, base=settings.retry_base_seconds,
@@ -63,5 +69,5 @@ def _run(connection: str, events: list[Event], attempt: int, first_attempt_at: f
     if contended:
         delay = max(o.verdict.delay for o in contended if o.verdict)
         enqueue_batch([o.event for o in contended], delay, attempt=attempt, first_attempt_at=first_attempt_at)
-    log.info("batch of %d on %s in %d rounds: %s", len(events), connection, batch.rounds, counts)
+    log.info("batch of %d on %s in %d rounds: %s", len(events), ctx.connection.id, batch.rounds, counts)
     return counts

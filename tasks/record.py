@@ -21,7 +21,8 @@ from sync.jobs.retry import backoff, contention_delay
 from sync.jobs.step import after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import get_runtime
-from sync.state import journal
+from sync.state import intake, journal
+from tasks.batch import run_batch
 from tasks.queues import SYNC_RECORD
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,17 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
             dead_letter(rt.redis, event, FlowError(f"unknown connection {ev.connection!r}"), "config",
                         attempts=attempt + 1)
             return "dead-letter"
+        if intake.drained(rt.redis, ev):
+            journal.note("drained", reason="taken into a batch job with other waiting records of this entity")
+            return "drained"
+        threshold = ctx.connection.burst_threshold
+        if threshold and attempt == 0 and not contentions and intake.waiting_singles(rt.redis, ev) >= threshold:
+            # A burst: this job takes the entity's other waiting single jobs and syncs them all as one batch.
+            others = intake.adopt(rt.redis, ev, ctx.connection.batch_size - 1)
+            if others:
+                journal.note("batch", records=len(others) + 1, reason="a burst of this entity")
+                run_batch(ctx, rt.settings, [ev, *others], 0, first_attempt_at)
+                return "batched"
         try:
             return sync_one(ctx, ev, attempt=attempt).action
         except Exception as err:

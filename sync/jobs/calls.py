@@ -40,14 +40,19 @@ from sync.state import journal
 
 log = logging.getLogger(__name__)
 
-# webCRM collections whose records a `/Queries` page can serve: (table, id column).
+# webCRM collections whose records a `/Queries` page can serve: (table, id column). A row stands in for
+# the GET DTO only with the DTO's properties: the catalogue's rows may carry other names too (or, per
+# webCRM's own integration code, only `LinkedDataItemDto`'s), so only the DTO's prefix is kept, and a
+# page without the id column falls back to single GETs.
 QUERY_TABLES: dict[str, tuple[str, str]] = {
     "Organisations": ("Organisation", "OrganisationId"),
     "Persons": ("Person", "PersonId"),
     "Users": ("User", "UserId"),
     "Deliveries": ("Delivery", "DeliveryId"),
     "QuotationLines": ("QuotationLine", "QuotationLineId"),
+    "QuotationLines/LinkedData": ("LinkedData", "QuotationLineLinkedDataItemId"),
 }
+DTO_PREFIX = {"QuotationLines/LinkedData": "QuotationLineLinkedDataItem"}
 PATCHABLE = ("Organisations", "Persons", "Deliveries", "Users")
 PAGE = 1000  # rows of one /Queries page (the Swagger maximum): ids further apart are read separately
 
@@ -205,7 +210,14 @@ class Executor:
                 for record_id in cluster:
                     self._answer_each(wanted[record_id], partial(self.webcrm.get, entity, record_id))
                 continue
-            found = {_int(row.get(column)): row for row in rows}
+            if any(column not in row for row in rows):
+                log.info("webcrm page of %s has rows without %s: single GETs for this batch", entity, column)
+                self.no_query.add(entity)
+                for record_id in cluster:
+                    self._answer_each(wanted[record_id], partial(self.webcrm.get, entity, record_id))
+                continue
+            prefix = DTO_PREFIX.get(entity, "")
+            found = {_int(row.get(column)): {k: v for k, v in row.items() if k.startswith(prefix)} for row in rows}
             for record_id in cluster:
                 row = found.get(record_id)
                 for request in wanted[record_id]:

@@ -25,6 +25,7 @@ reconciliation sweep runs, and their records are queued again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -66,6 +67,53 @@ if redis.call('GET', KEYS[1]) == 'publishing ' .. ARGV[1] then
   return 1
 end
 return 0
+"""
+# KEYS[1] mark, KEYS[2] the entity's singles; ARGV: event id, ttl, record id, entry. Confirms the reservation
+# and lists the queued single job, so a burst can take it into a batch.
+_CONFIRM_SINGLE = """
+if redis.call('GET', KEYS[1]) == 'publishing ' .. ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+# KEYS[1] mark, KEYS[2] the entity's singles; ARGV: event id, record id. A job that starts takes its
+# record off the list and releases its mark (only if they name it).
+_RELEASE_SINGLE = """
+local entry = redis.call('HGET', KEYS[2], ARGV[2])
+if entry and string.sub(entry, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\t' then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or cur == 'publishing ' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS[1] the entity's singles; ARGV: pending key prefix, drained key prefix, limit, own record id, ttl.
+# Takes up to `limit` queued single jobs whose confirmed mark still names them: their marks go (the
+# batch re-reads their records), and each job is told it was drained. Stale entries are dropped.
+_ADOPT = """
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if #out >= tonumber(ARGV[3]) then break end
+  local rid, entry = all[i], all[i + 1]
+  if rid ~= ARGV[4] then
+    local tab = string.find(entry, '\t', 1, true)
+    local eid = string.sub(entry, 1, tab - 1)
+    local cur = redis.call('GET', ARGV[1] .. rid)
+    if cur == eid then
+      redis.call('DEL', ARGV[1] .. rid)
+      redis.call('HDEL', KEYS[1], rid)
+      redis.call('SET', ARGV[2] .. eid, '1', 'EX', ARGV[5])
+      table.insert(out, string.sub(entry, tab + 1))
+    elseif not cur or string.sub(cur, 1, 11) ~= 'publishing ' then
+      redis.call('HDEL', KEYS[1], rid)
+    end
+  end
+end
+return out
 """
 # KEYS[1] mark; ARGV[1] event id. Deletes the mark only if it names this event (either state).
 _RELEASE = """
@@ -144,7 +192,9 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
             raise
         raise Unavailable(f"broker: {type(err).__name__}") from err
     try:
-        _script(r, _CONFIRM)(keys=[pending_key], args=[event.event_id, PENDING_TTL])
+        _script(r, _CONFIRM_SINGLE)(keys=[pending_key, keys.singles(event.connection, event.system, event.entity)],
+                                    args=[event.event_id, PENDING_TTL, event.record_id,
+                                          f"{event.event_id}\t{json.dumps(event.task_kwargs())}"])
         if seen_key:
             _script(r, _CONFIRM)(keys=[seen_key], args=[event.event_id, SEEN_TTL])
         journal.append(r, event.connection, event.entity, event.record_id, "queued", system=event.system,
@@ -159,8 +209,38 @@ def clear_pending(r: redis.Redis, event: Event) -> None:
     """Called by the job before it re-reads the source, so later changes queue a new job.
 
     Only the job the mark names clears it: another job's mark still promises that job."""
-    _script(r, _RELEASE)(keys=[keys.pending(event.connection, event.system, event.entity, event.record_id)],
-                         args=[event.event_id])
+    _script(r, _RELEASE_SINGLE)(keys=[keys.pending(event.connection, event.system, event.entity, event.record_id),
+                                      keys.singles(event.connection, event.system, event.entity)],
+                                args=[event.event_id, event.record_id])
+
+
+def waiting_singles(r: redis.Redis, event: Event) -> int:
+    """How many single jobs of the event's (connection, system, entity) wait in the queue (an upper
+    bound: entries of jobs that started meanwhile are dropped when a burst looks at them)."""
+    return int(r.hlen(keys.singles(event.connection, event.system, event.entity)))
+
+
+def adopt(r: redis.Redis, event: Event, limit: int) -> list[Event]:
+    """Take up to `limit` queued single jobs of the event's entity into the caller's batch.
+
+    Their pending marks go, as when a job starts (the batch re-reads the records), and each job,
+    when a worker gets to it, finds it was drained and does nothing. Only jobs whose publish was
+    confirmed and which have not started are taken."""
+    entries = _script(r, _ADOPT)(
+        keys=[keys.singles(event.connection, event.system, event.entity)],
+        args=[keys.pending(event.connection, event.system, event.entity, ""), keys.drained(event.connection, ""),
+              limit, event.record_id, PENDING_TTL])
+    adopted = [Event(**json.loads(_text(entry))) for entry in entries]
+    for other in adopted:
+        journal.append(r, other.connection, other.entity, other.record_id, "batched", system=other.system,
+                       event=other.event_id, into=event.event_id,
+                       reason="a burst of this entity: synced with others in one batch job")
+    return adopted
+
+
+def drained(r: redis.Redis, event: Event) -> bool:
+    """True (once) when this single job's record was taken into a batch job by `adopt`."""
+    return bool(r.delete(keys.drained(event.connection, event.event_id)))
 
 
 EnqueueBatch = Callable[[list[Event], float], None]

@@ -15,6 +15,17 @@ def pending(connection: str, system: str, entity: str, record_id: str) -> str:
     return f"{PREFIX}:{connection}:pending:{system}:{entity}:{record_id}"
 
 
+def singles(connection: str, system: str, entity: str) -> str:
+    """Hash record id → event of the single jobs of one entity that are queued and not started (the
+    ones a burst may take into a batch job)."""
+    return f"{PREFIX}:{connection}:singles:{system}:{entity}"
+
+
+def drained(connection: str, event_id: str) -> str:
+    """Set when a queued single job's record was taken into a batch job: the job then does nothing."""
+    return f"{PREFIX}:{connection}:drained:{event_id}"
+
+
 def lock(connection: str, entity: str, record_id: str) -> str:
     return f"{PREFIX}:{connection}:lock:{entity}:{record_id}"
 

@@ -104,10 +104,13 @@ def stack(stack_config: StackConfig, webcrm_sandbox: str, uniconta_sandbox: str,
     receiver = Receiver(env)
     worker = start_worker(env, tmp / "worker.log")
     client = redis.Redis.from_url(url, decode_responses=True)
+    made = Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
     try:
-        yield Stack(webcrm_sandbox, uniconta_sandbox, client, receiver, worker, env, tmp / "worker.log")
+        yield made
     finally:
-        worker.stop()
+        made.worker.stop()  # the one running now: a test may have replaced the first
+        if made.worker is not worker:
+            worker.stop()
         receiver.stop()
         client.close()
 

@@ -7,9 +7,10 @@ import collections
 
 import pytest
 
+from sync.state import journal
 from tests.e2e.conftest import Stack, StackConfig, settle
 from tests.e2e.ops_helpers import syncctl
-from tests.support.stack import CONNECTION, admin
+from tests.support.stack import CONNECTION, admin, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -55,3 +56,32 @@ def test_backfill_of_organisations_and_persons_costs_calls_per_page_not_per_reco
     assert len(webcrm) / records <= 0.1, kinds
     dead = e2e.redis.hlen("sync:dlq")
     assert dead == 0
+
+
+def test_a_burst_of_item_edits_is_synced_by_batches_that_take_the_waiting_jobs(e2e: Stack) -> None:
+    numbers = [f"B-{n:03d}" for n in range(40)]
+    for n, number in enumerate(numbers):
+        admin(e2e.uniconta_url, "POST", "/ui/InvItemClient", json={"Item": number, "Name": f"Vare {n}",
+                                                                    "SalesPrice1": 10 + n})
+    settle(e2e)
+    assert sorted(e2e.catalogue()) == numbers
+    e2e.worker.stop()  # the edits queue up while no worker runs: a burst, for sure
+    admin(e2e.webcrm_url, "DELETE", "/calls")
+    admin(e2e.uniconta_url, "DELETE", "/calls")
+    for n, number in enumerate(numbers):
+        admin(e2e.uniconta_url, "PUT", "/ui/InvItemClient", json={"Item": number, "SalesPrice1": 20 + n})
+    admin(e2e.uniconta_url, "POST", "/webhooks/flush")
+    e2e.worker = start_worker(e2e.env, e2e.log)
+    settle(e2e)
+
+    catalogue = e2e.catalogue()
+    assert {n: catalogue[n]["QuotationLineLinkedDataItemPrice"] for n in numbers} == {
+        number: 20 + n for n, number in enumerate(numbers)}
+    uniconta, webcrm = _calls(e2e.uniconta_url), _calls(e2e.webcrm_url)
+    puts = [c for c in webcrm if c["method"] == "PUT"]
+    assert len(puts) == 40  # one catalogue PUT per edited item
+    assert len(uniconta) <= 40 * 0.2, collections.Counter(c["query"][:40] for c in uniconta)
+    assert len(webcrm) - len(puts) <= 40 * 0.2, collections.Counter(f"{c['method']} {c['rule']}" for c in webcrm)
+    kinds = collections.Counter(e["kind"] for n in numbers for e in journal.entries(e2e.redis, CONNECTION, "item", n))
+    assert kinds["batched"] >= 30 and kinds["drained"] >= 30, kinds  # taken into batches; their own jobs idle
+

@@ -121,3 +121,29 @@ def test_debtor_numbers_from_the_series_stay_unique_when_a_page_is_numbered_at_o
     assert 10001 not in accounts and accounts[0] == 10000
     assert len(sandboxes.uniconta.calls()) <= 10, collections.Counter(
         f"{c['method']} {c['rule']}" for c in sandboxes.uniconta.calls())
+
+
+def test_price_changes_of_many_items_read_both_sides_by_page_and_put_each_catalogue_item(
+        make_ctx: MakeCtx, sandboxes: Sandboxes, broker: Broker) -> None:
+    ctx = make_ctx()
+    numbers = [f"V-{n:03d}" for n in range(30)]
+    for n, number in enumerate(numbers):
+        sandboxes.uniconta.ui("InvItemClient", Item=number, Name=f"Vare {n}", SalesPrice1=10 + n)
+    item_events = [Event(ctx.connection.id, "uniconta", "item", number) for number in numbers]
+    created = Batch(ctx, _settings(ctx)).run(item_events)
+    assert {o.action for o in created} == {"created"}
+    for n, number in enumerate(numbers):
+        sandboxes.uniconta.ui_edit("InvItemClient", Item=number, SalesPrice1=20 + n)
+    sandboxes.webcrm.clear_calls()
+    sandboxes.uniconta.clear_calls()
+
+    updated = Batch(ctx, _settings(ctx)).run([Event(ctx.connection.id, "uniconta", "item", n) for n in numbers])
+
+    assert {o.action for o in updated} == {"updated"}
+    prices = {r["QuotationLineLinkedDataItemData1"]: r["QuotationLineLinkedDataItemPrice"]
+              for r in sandboxes.webcrm.table("LinkedData").values()}
+    assert prices == {number: 20 + n for n, number in enumerate(numbers)}
+    webcrm = collections.Counter(f"{c['method']} {c['rule']}" for c in sandboxes.webcrm.calls()
+                                 if not c["path"].startswith("/Auth"))
+    assert webcrm == {"GET /Queries": 1, "PUT /QuotationLines/LinkedData/<int:id>": 30}, webcrm
+    assert len(sandboxes.uniconta.calls()) == 1  # the items, in one read

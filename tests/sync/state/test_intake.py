@@ -131,3 +131,35 @@ def test_release_orphans_queues_records_whose_job_the_broker_lost(redis_client: 
     # A mark whose job started meanwhile is left alone (the compare-and-delete sees the change).
     intake.clear_pending(redis_client, again[0])
     assert intake.release_orphans(redis_client, "c1", marks, {kept[0].event_id}, again.append) == []
+
+
+def test_a_burst_takes_waiting_single_jobs_of_its_entity_into_a_batch(redis_client: redis.Redis) -> None:
+    r = redis_client
+    sent: list[Event] = []
+    events = [ev(record_id=f"A{n}") for n in range(6)]
+    for event in events:
+        assert intake.accept(r, event, sent.append).status == "queued"
+    intake.accept(r, ev(entity="debtor", record_id="D1"), sent.append)  # another entity: never taken
+    assert intake.waiting_singles(r, events[0]) == 6
+
+    intake.clear_pending(r, events[1])  # its job started: no longer waiting, not taken
+    taken = intake.adopt(r, events[0], limit=3)
+
+    by_id = {e.event_id: e for e in events}
+    assert len(taken) == 3 and all(by_id[e.event_id] == e for e in taken)  # the jobs' own events
+    assert {e.record_id for e in taken} <= {"A2", "A3", "A4", "A5"}
+    for event in taken:
+        assert intake.pending_mark(r, "c1", "uniconta", "item", event.record_id) is None
+        assert intake.drained(r, event) and not intake.drained(r, event)  # told once: its job does nothing
+    left = [e for e in events[2:] if e not in taken]
+    assert not intake.drained(r, left[0])  # not taken: its job runs as usual
+    assert intake.waiting_singles(r, events[0]) == 2  # the taker's own and the one left
+    assert intake.adopt(r, events[0], limit=10) == left  # the taker's own record is never taken
+    assert [e["kind"] for e in journal.entries(r, "c1", "item", taken[0].record_id)][:1] == ["batched"]
+
+
+def test_a_record_whose_event_is_only_reserved_is_not_taken(redis_client: redis.Redis) -> None:
+    r = redis_client
+    intake.accept(r, ev(record_id="A1"), lambda e: None)
+    r.set(keys.pending("c1", "uniconta", "item", "A1"), "publishing someone-else")  # a publish in flight
+    assert intake.adopt(r, ev(record_id="A0"), limit=10) == []

@@ -37,7 +37,7 @@ RATE_WAIT_SECONDS = 5.0
 # webCRM counts a call when it arrives, a moment after we counted it when we sent it: a window a
 # little longer than its minute keeps ours from freeing a slot before webCRM's does (a 429 otherwise).
 WEBCRM_WINDOW_SECONDS = 61.5
-REDIS_CONNECTIONS = 64  # per process
+REDIS_CONNECTIONS = 256  # per process
 
 _enqueue_port: Enqueue | None = None
 _enqueue_batch_port: EnqueueBatch | None = None

@@ -141,7 +141,7 @@ class Batch:
     def _one(self, ctx: ConnectionContext, event: Event) -> Result:
         with log_context(connection=event.connection, entity=event.entity, record=event.record_id,
                          event=event.event_id), \
-                journal.recording(ctx.redis, event.connection, event.entity, event.record_id):
+                journal.recording(ctx.redis, event.connection, event.entity, event.record_id, buffered=True):
             try:
                 return sync_one(ctx, event, attempt=self.attempt)
             except Exception as err:

@@ -32,7 +32,7 @@ class Request:
     kwargs: dict[str, Any] = field(default_factory=dict)
     record: Any = None  # the journal target of the asking thread (journal.current())
     answered: bool = False
-    _done: bool = False
+    _done: threading.Event = field(default_factory=threading.Event)
     _value: Any = None
     _error: BaseException | None = None
 
@@ -64,15 +64,20 @@ class Gate:
     def call(self, request: Request) -> Any:
         """From a work thread: wait for the round that serves this request; its answer or error."""
         request.record = journal.current()
+        journal.flush()  # what the record noted so far goes before the call it now waits for
         with self._cond:
             if self._aborted is not None:
                 raise self._aborted
             self._pending.append(request)
-            self._running -= 1
-            self._cond.notify_all()
-            while not request._done:
-                self._cond.wait()
+            self._settle_one()
+        request._done.wait()  # its own event: a round wakes only the threads it answered
         return request.result()
+
+    def _settle_one(self) -> None:
+        """A thread stops running (waits for a call, or ends); the last one wakes the coordinator."""
+        self._running -= 1
+        if self._running == 0:
+            self._cond.notify()
 
     def run(self, work: Sequence[Callable[[], Any]], execute: Executor) -> list[tuple[Any, BaseException | None]]:
         """Run every work item in its own thread; (result, error) per item, in order.
@@ -90,8 +95,7 @@ class Gate:
                 results[index] = (None, err)
             finally:
                 with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
+                    self._settle_one()
 
         threads = [threading.Thread(target=worker, args=(i, item), name=f"batch-record-{i}", daemon=True)
                    for i, item in enumerate(work)]
@@ -135,7 +139,6 @@ class Gate:
 
     def _release(self, batch: list[Request]) -> None:
         with self._cond:
-            for request in batch:
-                request._done = True
             self._running += len(batch)
-            self._cond.notify_all()
+        for request in batch:
+            request._done.set()

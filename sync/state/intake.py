@@ -260,7 +260,7 @@ def accept_many(r: redis.Redis, events: list[Event], enqueue_batch: EnqueueBatch
         return []
     marks = [keys.pending(e.connection, e.system, e.entity, e.record_id) for e in events]
     try:
-        held = [_claim(r, mark, event.event_id) for event, mark in zip(events, marks, strict=True)]
+        held = _claim_many(r, marks, [e.event_id for e in events])
     except redis.RedisError as err:
         for event, mark in zip(events, marks, strict=True):
             _release(r, event.event_id, mark)
@@ -276,9 +276,10 @@ def accept_many(r: redis.Redis, events: list[Event], enqueue_batch: EnqueueBatch
                 raise
             raise Unavailable(f"broker: {type(err).__name__}") from err
         try:
-            confirm = _script(r, _CONFIRM)
+            confirm, pipe = _script(r, _CONFIRM), r.pipeline(transaction=False)
             for event, mark in fresh:
-                confirm(keys=[mark], args=[event.event_id, PENDING_TTL])
+                confirm(keys=[mark], args=[event.event_id, PENDING_TTL], client=pipe)
+            pipe.execute()
         except redis.RedisError:
             pass  # the job is queued; an unconfirmed mark only costs a second job later, never a lost one
     outcomes = []
@@ -344,6 +345,24 @@ def _claim(r: redis.Redis, key: str, event_id: str) -> str | None:
         if state != "wait":
             return None
         time.sleep(POLL)
+
+
+def _claim_many(r: redis.Redis, names: list[str], event_ids: list[str]) -> list[str | None]:
+    """`_claim` for many marks in one round trip; only the few that must wait for a young reservation
+    are claimed one by one afterwards."""
+    claim, pipe = _script(r, _CLAIM), r.pipeline(transaction=False)
+    for name, event_id in zip(names, event_ids, strict=True):
+        claim(keys=[name], args=[event_id, RESERVE_TTL, STALE_AFTER_MS, 0], client=pipe)
+    out: list[str | None] = []
+    for name, event_id, (state, other) in zip(names, event_ids, pipe.execute(), strict=True):
+        state, other = _text(state), _text(other)
+        if state == "held":
+            out.append(other)
+        elif state == "wait":
+            out.append(_claim(r, name, event_id))
+        else:
+            out.append(None)
+    return out
 
 
 def _release(r: redis.Redis, event_id: str, *names: str | None) -> None:

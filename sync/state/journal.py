@@ -24,6 +24,7 @@ TTL_SECONDS = 90 * 24 * 3600
 Target = tuple[redis.Redis, str, str, str]  # (redis, connection, entity, record id)
 _current: ContextVar[Target | None] = ContextVar("journal_record", default=None)
 _shared: ContextVar[tuple[Target, ...]] = ContextVar("journal_shared", default=())
+_buffer: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar("journal_buffer", default=None)
 
 
 _APPEND = """
@@ -69,13 +70,36 @@ def entries(r: redis.Redis, connection: str, entity: str, record_id: str, limit:
 
 
 @contextmanager
-def recording(r: redis.Redis, connection: str, entity: str, record_id: str) -> Iterator[None]:
-    """Route `note()` and API-call observations in this block to one record's journal."""
+def recording(r: redis.Redis, connection: str, entity: str, record_id: str, *, buffered: bool = False
+              ) -> Iterator[None]:
+    """Route `note()` and API-call observations in this block to one record's journal.
+
+    `buffered`: keep the notes and write them in one round trip at `flush()` and at the end of the
+    block (a batch's record flushes before each call it waits for, so the order stays true)."""
     token = _current.set((r, connection, entity, str(record_id)))
+    held = _buffer.set([] if buffered else None)
     try:
         yield
     finally:
-        _current.reset(token)
+        try:
+            flush()
+        finally:
+            _buffer.reset(held)
+            _current.reset(token)
+
+
+def flush() -> None:
+    """Write the notes a buffered `recording` kept so far (one round trip)."""
+    buffer, target = _buffer.get(), _current.get()
+    if not buffer or target is None:
+        return
+    r, connection, entity, record_id = target
+    pipe = r.pipeline(transaction=False)
+    for kind, entry in buffer:
+        pipe.eval(_APPEND, 1, keys.journal(connection, entity, record_id),
+                  json.dumps(entry, ensure_ascii=False, default=str), MAX_ENTRIES - 1, TTL_SECONDS)
+    buffer.clear()
+    pipe.execute()
 
 
 def current() -> Target | None:
@@ -98,13 +122,27 @@ def shared_by(targets: Iterable[Target | None]) -> Iterator[None]:
 def note(kind: str, /, **data: Any) -> None:
     """Append to the journal of the record being synced, if any (or of every record sharing the call)."""
     shared = _shared.get()
+    if len(shared) == 1:
+        append(*shared[0], kind, **data)
+        return
     if shared:
-        for target in shared:
-            append(*target, kind, **data, **({"shared": len(shared)} if len(shared) > 1 else {}))
+        # One round trip for all of them (a page of records shares each call of a batch).
+        entry = json.dumps({**scrub_data(data), "shared": len(shared), "at": round(time.time(), 3), "kind": kind},
+                           ensure_ascii=False, default=str)
+        pipe = shared[0][0].pipeline(transaction=False)
+        for _r, connection, entity, record_id in shared:
+            pipe.eval(_APPEND, 1, keys.journal(connection, entity, str(record_id)), entry, MAX_ENTRIES - 1,
+                      TTL_SECONDS)
+        pipe.execute()
         return
     current = _current.get()
-    if current is not None:
-        append(*current, kind, **data)
+    if current is None:
+        return
+    buffer = _buffer.get()
+    if buffer is not None and kind not in FOLDED:
+        buffer.append((kind, {**scrub_data(data), "at": round(time.time(), 3), "kind": kind}))
+        return
+    append(*current, kind, **data)
 
 
 def observe_call(system: str) -> Any:

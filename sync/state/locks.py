@@ -7,12 +7,15 @@ Locks reduce contention; correctness still comes from look-up-before-create.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
 
 from sync.state import keys
 
@@ -31,23 +34,69 @@ def record_lock(r: redis.Redis, connection: str, entity: str, record_id: str, tt
                   thread_local=False)
     if not lock.acquire(blocking=False):
         raise LockBusy(f"{entity} {record_id} is being synced by another worker")
-    stop = threading.Event()
-
-    def keep_alive() -> None:
-        while not stop.wait(ttl / 3):
-            try:
-                lock.reacquire()
-            except (LockError, redis.RedisError):
-                return
-
-    thread = threading.Thread(target=keep_alive, name="lock-keepalive", daemon=True)
-    thread.start()
+    _keeper().hold(lock, ttl)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=1)
+        _keeper().drop(lock)
         try:
             lock.release()
         except LockError:
             pass  # expired and possibly taken by another worker: not ours to release
+
+
+class _Keeper:
+    """One thread per process that extends every held lock a third of the way through its TTL.
+
+    A batch holds a lock per record (hundreds at once); one keep-alive thread each would cost a
+    thread start per record."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[Lock, float, float]] = {}  # id → (lock, ttl, last extended)
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-keepalive", daemon=True)
+        self._thread.start()
+
+    def hold(self, lock: Lock, ttl: float) -> None:
+        with self._guard:
+            self._locks[id(lock)] = (lock, ttl, time.monotonic())
+        self._wake.set()
+
+    def drop(self, lock: Lock) -> None:
+        with self._guard:
+            self._locks.pop(id(lock), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                held = list(self._locks.values())
+            now = time.monotonic()
+            due = [entry for entry in held if now - entry[2] >= entry[1] / 3]
+            for lock, ttl, _ in due:
+                try:
+                    lock.reacquire()
+                except (LockError, redis.RedisError):
+                    with self._guard:
+                        self._locks.pop(id(lock), None)  # lost: nothing left to keep
+                    continue
+                with self._guard:
+                    if id(lock) in self._locks:
+                        self._locks[id(lock)] = (lock, ttl, time.monotonic())
+            soonest = min((e[1] / 3 - (time.monotonic() - e[2]) for e in held), default=5.0)
+            self._wake.wait(max(0.05, min(soonest, 5.0)))
+            self._wake.clear()
+
+
+_keepers: dict[int, _Keeper] = {}
+_keepers_guard = threading.Lock()
+
+
+def _keeper() -> _Keeper:
+    """This process's keeper (a forked worker process starts its own: threads do not survive a fork)."""
+    pid = os.getpid()
+    with _keepers_guard:
+        keeper = _keepers.get(pid)
+        if keeper is None:
+            keeper = _keepers[pid] = _Keeper()
+        return keeper

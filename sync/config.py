@@ -57,7 +57,7 @@ class WebcrmSettings:
     page_size: int = 500
     timeout_seconds: float = 20.0
     bulk_writes: bool = True  # batch jobs write many records with one PATCH (result format unconfirmed)
-    bulk_write_size: int = 100
+    bulk_write_size: int = 200
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class UnicontaSettings:
     timeout_seconds: float = 20.0
     or_filter_size: int = 40  # values per OData `or` list (Uniconta allows 40)
     page_size: int = 1000  # OData rows per page asked for (Prefer: odata.maxpagesize)
-    insert_list_size: int = 100  # records per InsertList
+    insert_list_size: int = 200  # records per InsertList
 
 
 @dataclass(frozen=True)

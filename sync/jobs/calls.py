@@ -74,8 +74,8 @@ class Settings:
 
     or_filter_size: int = 40
     page_size: int = 1000  # Uniconta OData rows per page
-    insert_list_size: int = 100
-    bulk_write_size: int = 100
+    insert_list_size: int = 200
+    bulk_write_size: int = 200
     bulk_writes: bool = True
 
 
@@ -98,6 +98,9 @@ class Executor:
         self.sleep = sleep
         self.no_query: set[str] = set()
         self.snapshots: dict[str, Snapshot] = {}  # Uniconta tables read whole in this batch
+        # Uniconta lookups answered in this batch, by table: (property, value) → rows. A record asking
+        # again (or another record asking the same) gets the same rows until the batch writes the table.
+        self.answers: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}
         self.round = 0
 
     # ------------------------------------------------------------------------- the round
@@ -152,6 +155,8 @@ class Executor:
             request = members[0]
             self._announce_write(request)
             request.answer(self._single(request))
+            if request.client == "uniconta" and request.method in ("update", "insert", "delete"):
+                self.answers.pop(str(request.args[0]), None)
             if request.client == "uniconta" and request.method in ("update", "insert", "delete") \
                     and str(request.args[0]) in self.snapshots:
                 self.snapshots[str(request.args[0])].add(dict(request.args[1]), deleted=request.method == "delete")
@@ -260,6 +265,10 @@ class Executor:
             value = _lookup(request.method, request.args, request.kwargs)[3]  # type: ignore[index]
             wanted.setdefault(_norm(value), []).append(request)
             samples.setdefault(_norm(value), value)
+        known = self.answers.setdefault(entity, {})
+        for value in list(wanted):
+            if (prop, value) in known:  # asked before in this batch, and the batch has not written the table since
+                self._answer_lookup(entity, prop, known[(prop, value)], wanted.pop(value))
         snapshot = self.snapshots.get(entity)
         if snapshot is not None:
             for value in list(wanted):
@@ -268,8 +277,8 @@ class Executor:
                 # create such a row needs one of them); a row it has must be read again unless it was just read.
                 if not rows or snapshot.round == self.round:
                     self._answer_lookup(entity, prop, rows, wanted.pop(value))
-            if not wanted:
-                return
+        if not wanted:
+            return
         values = list(wanted)
         if self._whole_table_is_cheaper(entity, len(values)):
             snapshot = self._read_table(entity)
@@ -341,6 +350,9 @@ class Executor:
         self._answer_lookup(entity, prop, rows, members)
 
     def _answer_lookup(self, entity: str, prop: str, rows: list[dict[str, Any]], members: list[Request]) -> None:
+        if members:
+            value = _norm(_lookup(members[0].method, members[0].args, members[0].kwargs)[3])  # type: ignore[index]
+            self.answers.setdefault(entity, {})[(prop, value)] = rows
         for request in members:
             if request.method == "get_one":
                 if len(rows) > 1:
@@ -391,6 +403,7 @@ class Executor:
         self._expect_stored(entity, chunk)
 
     def _expect_stored(self, entity: str, chunk: list[Request]) -> None:
+        self.answers.pop(entity, None)
         stored = [request._value for request in chunk if isinstance(request._value, dict)]
         if stored:
             self.expect("uniconta", entity, stored)

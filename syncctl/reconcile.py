@@ -39,7 +39,8 @@ def reconcile(connection: str, entities: tuple[str, ...], since_text: str | None
     enqueue = common.enqueue_for(settings)
     # Progress goes to stderr, so --json output stays one document.
     with waiting_out_rate_limits(ctx.connection.reconcile_max_wait_seconds, lambda line: click.echo(line, err=True)):
-        result = sweep(ctx, enqueue, entities=names, since=since, full=True if full else None)
+        result = sweep(ctx, common.batch_enqueue_for(settings), entities=names, since=since,
+                       full=True if full else None)
     result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
     show(result, as_json)
     if any(r.get("error") for r in result.values()):

@@ -49,8 +49,9 @@ def queue_depth(r: redis.Redis, queue: str) -> int:
     return int(sum(pipe.execute()))
 
 
-def _event_of(raw: str | bytes | dict[str, Any]) -> dict[str, Any] | None:
-    """The sync event inside a kombu message (raw JSON or decoded), or None if it is something else."""
+def _events_of(raw: str | bytes | dict[str, Any]) -> list[dict[str, Any]]:
+    """The sync events inside a kombu message (raw JSON or decoded): one for a `sync.record` job, all
+    of a `sync.batch` job's, a stand-in for a sweep, none for anything else."""
     try:
         message = json.loads(raw) if isinstance(raw, str | bytes) else raw
         body = message.get("body", "")
@@ -58,28 +59,29 @@ def _event_of(raw: str | bytes | dict[str, Any]) -> dict[str, Any] | None:
             body = base64.b64decode(body)
         payload = json.loads(body)
     except (ValueError, TypeError, AttributeError):
-        return None
+        return []
     if isinstance(payload, list) and len(payload) >= 2 and isinstance(payload[1], dict):
         kwargs = payload[1]  # task protocol 2: [args, kwargs, embed]
     elif isinstance(payload, dict):
         kwargs = payload.get("kwargs") or {}
     else:
-        return None
+        return []
     event = kwargs.get("event")
     if isinstance(event, dict):
-        return event
+        return [event]
+    events = kwargs.get("events")
+    if isinstance(events, list):
+        return [e for e in events if isinstance(e, dict)]
     if "connection" in kwargs:  # a reconcile sweep
-        return {"connection": kwargs["connection"], "received_at": None, "task": "reconcile"}
-    return None
+        return [{"connection": kwargs["connection"], "received_at": None, "task": "reconcile"}]
+    return []
 
 
 def queued_events(r: redis.Redis, queue: str, limit: int = SCAN_LIMIT) -> Iterator[dict[str, Any]]:
     """The events waiting in a queue, oldest first (at most `limit` per priority list)."""
     for name in queue_names(queue):
         for raw in reversed(r.lrange(name, -limit, -1)):
-            event = _event_of(raw)
-            if event is not None:
-                yield event
+            yield from _events_of(raw)
 
 
 def unacked(r: redis.Redis) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
@@ -90,7 +92,9 @@ def unacked(r: redis.Redis) -> Iterator[tuple[str, dict[str, Any], dict[str, Any
             headers = message.get("headers") or {}
         except (ValueError, TypeError, AttributeError):
             continue
-        yield str(routing_key), headers, _event_of(message)
+        events: list[dict[str, Any] | None] = [*_events_of(message)] or [None]
+        for event in events:
+            yield str(routing_key), headers, event
 
 
 def live_event_ids(r: redis.Redis, limit: int = LIVE_SCAN_LIMIT) -> set[str] | None:
@@ -107,9 +111,7 @@ def live_event_ids(r: redis.Redis, limit: int = LIVE_SCAN_LIMIT) -> set[str] | N
                 if start >= limit:
                     return None
                 for raw in chunk:
-                    event = _event_of(raw)
-                    if event and event.get("event_id"):
-                        live.add(str(event["event_id"]))
+                    live.update(str(e["event_id"]) for e in _events_of(raw) if e.get("event_id"))
                 start += LIVE_CHUNK
     for _queue, _headers, event in unacked(r):
         if event and event.get("event_id"):

@@ -26,7 +26,7 @@ from sync.clients.patience import waiting_out_rate_limits
 from sync.operations.reconcile import sweep
 from sync.runtime import get_runtime, redis_url
 from sync.state.ratelimit import priority
-from tasks.dispatch import enqueue
+from tasks.dispatch import enqueue, enqueue_batch
 from tasks.queues import RECONCILE_SWEEP, SYNC_BATCH, SYNC_RECORD
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def reconcile(connection: str) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_SHARE * runtime.settings.task_time_limit
     # A 429 is waited out (bounded, and never past the deadline) instead of failing the source.
     with waiting_out_rate_limits(ctx.connection.reconcile_max_wait_seconds, log.info, deadline=deadline):
-        result = sweep(ctx, enqueue, deadline=deadline)
+        result = sweep(ctx, enqueue_batch, deadline=deadline)
     result["pending-marks"] = orphans.release(ctx.redis, connection, enqueue)
     return result
 

@@ -273,7 +273,7 @@ class SourceResult:
         return {k: v for k, v in self.__dict__.items() if v != "" and v is not False}
 
 
-def sweep(ctx: ConnectionContext, enqueue: intake.Enqueue, *, now: datetime | None = None,
+def sweep(ctx: ConnectionContext, enqueue: intake.EnqueueBatch, *, now: datetime | None = None,
           entities: Iterable[str] | None = None, since: datetime | None = None,
           deadline: float | None = None, full: bool | None = None) -> dict[str, dict[str, Any]]:
     """One sweep of every enabled source (or only `entities`); returns a result per source.
@@ -329,7 +329,7 @@ def _entities_of(flow: str) -> set[str]:
     return {s.entity for s in SOURCES if s.flow == flow}
 
 
-def _extra_sweep(ctx: ConnectionContext, flow: str, target: str, enqueue: intake.Enqueue, started: datetime,
+def _extra_sweep(ctx: ConnectionContext, flow: str, target: str, enqueue: intake.EnqueueBatch, started: datetime,
                  since: datetime | None) -> dict[str, Any]:
     """Run a flow's own sweep with its own watermark; returns its result."""
     import importlib
@@ -346,15 +346,13 @@ def _extra_sweep(ctx: ConnectionContext, flow: str, target: str, enqueue: intake
         since = (datetime.fromisoformat(str(raw)) if raw else started) - timedelta(
             minutes=conn.reconcile_overlap_minutes)
     result = SourceResult()
+    pages = _Pages(ctx, enqueue, result)
     try:
         with priority("batch"):
             for event in sweeper(ctx, since):
-                outcome = intake.accept(r, event, enqueue)
+                pages.add_event(event)
                 result.read += 1
-                if outcome.status == "queued":
-                    result.queued += 1
-                else:
-                    result.coalesced += 1
+            pages.flush()
         r.set(key, started.isoformat())
     except (ApiError, intake.Unavailable, redis.RedisError) as err:
         result.error = f"{type(err).__name__}: {err}"
@@ -368,7 +366,7 @@ def budget_of(ctx: ConnectionContext) -> DailyBudget:
     return DailyBudget(ctx.redis, keys.uniconta_budget(ctx.connection.id), u.daily_call_budget, u.live_reserve)
 
 
-def _sweep_source(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, started: datetime,
+def _sweep_source(ctx: ConnectionContext, source: Source, enqueue: intake.EnqueueBatch, started: datetime,
                   result: SourceResult, *, since: datetime | None, deadline: float | None, budget: DailyBudget,
                   full: bool | None) -> None:
     r, conn = ctx.redis, ctx.connection
@@ -420,41 +418,66 @@ def _commit(r: redis.Redis, connection: str, source: Source, seen_now: dict[Any,
 
 
 def _queue_rows(ctx: ConnectionContext, source: Source, rows: Iterator[dict[str, Any]], ordered: bool,
-                enqueue: intake.Enqueue, result: SourceResult, seen_before: dict[str, str],
+                enqueue: intake.EnqueueBatch, result: SourceResult, seen_before: dict[str, str],
                 seen_now: dict[str, str], started: datetime, deadline: float | None) -> datetime | None:
     """Queue changed rows; returns where the watermark may move (None: nowhere)."""
     limit = ctx.connection.reconcile_max_records
-    for row in rows:
-        record_id = source.record_id(row)
-        if record_id is None or record_id in seen_now:
-            continue
-        result.read += 1
-        stamp = _stamp(source, row)
-        if seen_before.get(record_id) == stamp:
-            result.skipped += 1
+    pages = _Pages(ctx, enqueue, result)
+    try:
+        for row in rows:
+            record_id = source.record_id(row)
+            if record_id is None or record_id in seen_now:
+                continue
+            result.read += 1
+            stamp = _stamp(source, row)
+            if seen_before.get(record_id) == stamp:
+                result.skipped += 1
+                seen_now[record_id] = stamp
+                continue
+            pages.add(source, record_id, "update")
             seen_now[record_id] = stamp
-            continue
-        _accept(ctx, source, record_id, "update", enqueue, result)
-        seen_now[record_id] = stamp
-        if ordered and (result.queued + result.coalesced >= limit
-                        or (deadline is not None and time.monotonic() >= deadline)):
-            result.truncated = True
-            return parse_time(row.get(source.updated_field)) or None
-    return started
+            if ordered and (pages.count >= limit or (deadline is not None and time.monotonic() >= deadline)):
+                result.truncated = True
+                return parse_time(row.get(source.updated_field)) or None
+        return started
+    finally:
+        pages.flush()  # before the watermark moves: what it passes over must be stored
 
 
-def _accept(ctx: ConnectionContext, source: Source, record_id: str, operation: str, enqueue: intake.Enqueue,
-            result: SourceResult) -> None:
-    event = Event(ctx.connection.id, source.system, source.entity, record_id, operation=operation,
-                  origin="reconcile")
-    outcome = intake.accept(ctx.redis, event, enqueue)
-    if outcome.status == "queued":
-        result.queued += 1
-    else:
-        result.coalesced += 1
+class _Pages:
+    """What a sweep queues, one batch job per page of `batch_size` records (like webhooks, through the
+    intake: a record whose job is already pending is coalesced into it)."""
+
+    def __init__(self, ctx: ConnectionContext, enqueue: intake.EnqueueBatch, result: SourceResult) -> None:
+        self.ctx, self.enqueue, self.result = ctx, enqueue, result
+        self.page: list[Event] = []
+
+    def add(self, source: Source, record_id: str, operation: str) -> None:
+        self.page.append(Event(self.ctx.connection.id, source.system, source.entity, record_id,
+                               operation=operation, origin="reconcile"))
+        if len(self.page) >= self.ctx.connection.batch_size:
+            self.flush()
+
+    def add_event(self, event: Event) -> None:
+        self.page.append(event)
+        if len(self.page) >= self.ctx.connection.batch_size:
+            self.flush()
+
+    @property
+    def count(self) -> int:
+        """Records handed over so far, the page not yet queued included."""
+        return self.result.queued + self.result.coalesced + len(self.page)
+
+    def flush(self) -> None:
+        page, self.page = self.page, []
+        for outcome in intake.accept_many(self.ctx.redis, page, self.enqueue):
+            if outcome.status == "queued":
+                self.result.queued += 1
+            else:
+                self.result.coalesced += 1
 
 
-def _full_compare(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueue, result: SourceResult,
+def _full_compare(ctx: ConnectionContext, source: Source, enqueue: intake.EnqueueBatch, result: SourceResult,
                   seen_before: dict[str, str], seen_now: dict[str, str], budget: DailyBudget, *,
                   forced: bool, changes: bool) -> None:
     """Compare every id with the last snapshot: queue deletions, and (`changes`, for entities the
@@ -476,16 +499,18 @@ def _full_compare(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueu
         if record_id is not None:
             current[record_id] = _stamp(source, row)
     result.full = True
+    pages = _Pages(ctx, enqueue, result)
     if previous and changes:
         for record_id, stamp in current.items():
             if previous.get(record_id) == stamp or record_id in seen_now or seen_before.get(record_id) == stamp:
                 continue
-            _accept(ctx, source, record_id, "update", enqueue, result)
+            pages.add(source, record_id, "update")
             seen_now[record_id] = stamp
     if previous:
         for record_id in sorted(previous.keys() - current.keys()):
-            _accept(ctx, source, record_id, "delete", enqueue, result)
+            pages.add(source, record_id, "delete")
             result.deleted += 1
+    pages.flush()
     if not previous:
         result.note = "first full compare: snapshot taken, nothing to compare with yet"
     tmp = snapshot_key + ":new"

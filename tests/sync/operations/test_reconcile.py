@@ -26,6 +26,11 @@ from tests.support.stack import CONNECTION
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
+
+def into(sent: list[Event]) -> Any:
+    """A page publisher that keeps the events of every page it is given, in order."""
+    return lambda events, countdown=0.0: sent.extend(events)
+
 def _source(entity: str) -> Source:
     source = source_for(entity)
     assert source is not None
@@ -73,7 +78,7 @@ def test_first_sweep_reads_the_overlap_window_and_sets_the_watermark(make_ctx: M
     _old, recent = orgs(sandboxes, T0 - timedelta(hours=2), T0 - timedelta(minutes=3))
     items(sandboxes, ("A", T0 - timedelta(minutes=1)))
     sent: list[Event] = []
-    result = sweep(ctx, sent.append, now=T0)
+    result = sweep(ctx, into(sent), now=T0)
     assert sorted(queued_ids(sent)) == [("item", "A"), ("organisation", str(recent))]
     assert {e.origin for e in sent} == {"reconcile"}
     assert result["webcrm:organisation"]["queued"] == 1
@@ -83,18 +88,18 @@ def test_first_sweep_reads_the_overlap_window_and_sets_the_watermark(make_ctx: M
 def test_changes_are_queued_once_and_again_when_they_change(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
     ctx = make_ctx(flows=("organisations",))
     sent: list[Event] = []
-    sweep(ctx, sent.append, now=T0)
+    sweep(ctx, into(sent), now=T0)
     (oid,) = orgs(sandboxes, T0 + timedelta(minutes=2))
-    sweep(ctx, sent.append, now=T0 + timedelta(minutes=5))
+    sweep(ctx, into(sent), now=T0 + timedelta(minutes=5))
     assert queued_ids(sent) == [("organisation", str(oid))]
     for event in sent:
         intake.clear_pending(ctx.redis, event)  # the job ran
     # Next sweep: the organisation is still inside the overlap window with the same UpdatedAt -> not queued again.
-    result = sweep(ctx, sent.append, now=T0 + timedelta(minutes=10))
+    result = sweep(ctx, into(sent), now=T0 + timedelta(minutes=10))
     assert len(sent) == 1 and result["webcrm:organisation"]["skipped"] == 1
     sandboxes.webcrm.ui("Organisations", oid, OrganisationCity="Aarhus C")  # a person edits it
     sandboxes.webcrm.stamp("Organisations", {oid: {"OrganisationUpdatedAt": (T0 + timedelta(minutes=11)).isoformat()}})
-    sweep(ctx, sent.append, now=T0 + timedelta(minutes=15))
+    sweep(ctx, into(sent), now=T0 + timedelta(minutes=15))
     assert queued_ids(sent) == [("organisation", str(oid)), ("organisation", str(oid))]
 
 
@@ -103,18 +108,18 @@ def test_a_record_with_a_job_waiting_is_coalesced(make_ctx: MakeCtx, sandboxes: 
     (oid,) = orgs(sandboxes, T0 - timedelta(minutes=1))
     sent: list[Event] = []
     intake.accept(ctx.redis, Event(CONNECTION, "webcrm", "organisation", str(oid)), sent.append)  # a webhook
-    result = sweep(ctx, sent.append, now=T0)
+    result = sweep(ctx, into(sent), now=T0)
     assert len(sent) == 1 and result["webcrm:organisation"]["coalesced"] == 1
 
 
 def test_a_failed_read_keeps_the_watermark_and_other_sources_go_on(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
     ctx = make_ctx(flows=("organisations", "items"))
     sent: list[Event] = []
-    sweep(ctx, sent.append, now=T0)
+    sweep(ctx, into(sent), now=T0)
     before = ctx.redis.get(watermark_key(CONNECTION, ORG))
     sandboxes.webcrm.faults(error_rate=1, error_status=503)  # webCRM answers every API call with a 503
     items(sandboxes, ("B", T0 + timedelta(minutes=1)))
-    result = sweep(ctx, sent.append, now=T0 + timedelta(minutes=10))
+    result = sweep(ctx, into(sent), now=T0 + timedelta(minutes=10))
     assert "Transient" in result["webcrm:organisation"]["error"]
     assert "HTTP 503" in result["webcrm:organisation"]["error"]
     assert ctx.redis.get(watermark_key(CONNECTION, ORG)) == before
@@ -128,22 +133,22 @@ def test_the_watermark_never_passes_the_sweep_start(make_ctx: MakeCtx, sandboxes
     ctx = make_ctx(flows=("organisations",))
     orgs(sandboxes, T0 + timedelta(hours=1))  # the server's clock is ahead
     sent: list[Event] = []
-    sweep(ctx, sent.append, now=T0)
+    sweep(ctx, into(sent), now=T0)
     assert len(sent) == 1
     assert ctx.redis.get(watermark_key(CONNECTION, ORG)) == T0.isoformat()
 
 
 def test_a_flood_is_worked_off_in_order_over_several_sweeps(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
     ctx = make_ctx(flows=("organisations",), reconcile_max_records=3)
-    sweep(ctx, lambda e: None, now=T0)
+    sweep(ctx, lambda events, countdown=0.0: None, now=T0)
     ids = orgs(sandboxes, *(T0 + timedelta(seconds=i) for i in range(1, 8)))
     sent: list[Event] = []
     now = T0 + timedelta(minutes=5)
-    first = sweep(ctx, sent.append, now=now)
+    first = sweep(ctx, into(sent), now=now)
     assert first["webcrm:organisation"]["truncated"] and [e.record_id for e in sent] == [str(i) for i in ids[:3]]
     assert ctx.redis.get(watermark_key(CONNECTION, ORG)) == (T0 + timedelta(seconds=3)).isoformat()
-    sweep(ctx, sent.append, now=now)
-    sweep(ctx, sent.append, now=now)
+    sweep(ctx, into(sent), now=now)
+    sweep(ctx, into(sent), now=now)
     assert [e.record_id for e in sent] == [str(i) for i in ids]
     assert ctx.redis.get(watermark_key(CONNECTION, ORG)) == now.isoformat()
 
@@ -152,14 +157,14 @@ def test_uniconta_reads_stop_at_the_live_reserve(make_ctx: MakeCtx, sandboxes: S
     ctx = make_ctx(flows=("organisations", "items"), uniconta={"daily_call_budget": 100, "live_reserve": 20})
     budget = budget_of(ctx)
     sent: list[Event] = []
-    sweep(ctx, sent.append, now=T0)
+    sweep(ctx, into(sent), now=T0)
     assert 0 < budget.usage()["used"] < 80  # the sweep's Uniconta reads went through the client's budget
     ctx.redis.set(f"{keys.uniconta_budget(CONNECTION)}:{budget.usage()['day']}", 80)  # batch share used up
     (oid,) = orgs(sandboxes, T0 + timedelta(minutes=1))
     items(sandboxes, ("C", T0 + timedelta(minutes=1)))
     wm = ctx.redis.get(watermark_key(CONNECTION, ITEM))
     sandboxes.uniconta.clear_calls()
-    result = sweep(ctx, sent.append, now=T0 + timedelta(minutes=10))
+    result = sweep(ctx, into(sent), now=T0 + timedelta(minutes=10))
     assert "throttled" in result["uniconta:debtor"]["error"]
     assert "skipped" in result["uniconta:item"]["error"]
     assert ctx.redis.get(watermark_key(CONNECTION, ITEM)) == wm
@@ -172,10 +177,10 @@ def test_full_compare_queues_deletions(make_ctx: MakeCtx, sandboxes: Sandboxes) 
     ctx = make_ctx(flows=("items",))
     items(sandboxes, ("A", T0 - timedelta(days=3)), ("B", T0 - timedelta(days=3)))
     sent: list[Event] = []
-    first = sweep(ctx, sent.append, now=T0, full=True)
+    first = sweep(ctx, into(sent), now=T0, full=True)
     assert first["uniconta:item"]["full"] and sent == []  # the first snapshot
     sandboxes.uniconta.ui_delete("InvItemClient", Item="A")  # a person deletes it; no webhook arrives
-    sweep(ctx, sent.append, now=T0 + timedelta(minutes=10), full=True)
+    sweep(ctx, into(sent), now=T0 + timedelta(minutes=10), full=True)
     assert [(e.record_id, e.operation) for e in sent] == [("A", "delete")]
 
 
@@ -202,12 +207,12 @@ def test_an_entity_without_updatedat_is_compared_in_full(make_ctx: MakeCtx, sand
         ctx = ConnectionContext(real.connection, real.redis, real.webcrm, feed)
         sandboxes.uniconta.ui("InvItemClient", Item="A", Name="x")
         sent: list[Event] = []
-        first = sweep(ctx, sent.append, now=T0)
+        first = sweep(ctx, into(sent), now=T0)
         assert first["uniconta:item"]["mode"] == "full" and sent == []  # refused, then the first snapshot
         sandboxes.uniconta.ui_edit("InvItemClient", Item="A", Name="y")
         sandboxes.uniconta.ui("InvItemClient", Item="N", Name="n")
         sandboxes.uniconta.clear_calls()
-        result = sweep(ctx, sent.append, now=T0 + timedelta(minutes=10))
+        result = sweep(ctx, into(sent), now=T0 + timedelta(minutes=10))
     finally:
         feed.close()
     assert result["uniconta:item"]["mode"] == "full"
@@ -222,7 +227,7 @@ def test_contacts_are_named_by_rowid_like_their_webhooks(make_ctx: MakeCtx, sand
     row = int(sandboxes.uniconta.ui("ContactClient", DCAccount="10001", Name="Kontakt")["RowId"])
     sandboxes.uniconta.stamp("Contact", {row: "2026-05-01T11:59:00.000000Z"})
     sent: list[Event] = []
-    sweep(ctx, sent.append, now=T0)
+    sweep(ctx, into(sent), now=T0)
     assert ("contact", f"#{row}") in queued_ids(sent)
 
 
@@ -231,7 +236,7 @@ def test_two_sweeps_of_one_connection_do_not_overlap(make_ctx: MakeCtx, sandboxe
     lock = ctx.redis.lock(keys.lock(CONNECTION, "reconcile", "sweep"), timeout=10)
     assert lock.acquire(blocking=False)
     try:
-        assert "running" in sweep(ctx, lambda e: None, now=T0)["sweep"]["error"]
+        assert "running" in sweep(ctx, lambda events, countdown=0.0: None, now=T0)["sweep"]["error"]
     finally:
         lock.release()
     assert sandboxes.uniconta.calls() == []
@@ -246,8 +251,8 @@ def test_flow_specific_sweeps_run_after_the_generic_ones(make_ctx: MakeCtx, monk
     monkeypatch.setattr(reconcile, "SWEEPERS", {"users": f"{__name__}:extra_sweeper", "persons": "nope.nothing:x"})
     ctx = make_ctx(flows=("users", "persons"))
     sent: list[Event] = []
-    result = sweep(ctx, sent.append, now=T0)
+    result = sweep(ctx, into(sent), now=T0)
     assert ("user", "42") in queued_ids(sent) and result["extra:users"]["queued"] == 1
     assert list(result)[-2:] == ["extra:users", "extra:persons"]  # after the generic sources
     assert "not available" in result["extra:persons"]["note"]
-    assert "extra:users" not in sweep(ctx, sent.append, now=T0, entities=["item"])
+    assert "extra:users" not in sweep(ctx, into(sent), now=T0, entities=["item"])

@@ -23,7 +23,11 @@ class Event:
     delivery_id: str | None = None
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received_at: float = field(default_factory=time.time)
+    delay: float = 0.0  # seconds its job waits before it runs (the webhook of a record a batch just wrote)
 
     def task_kwargs(self) -> dict[str, Any]:
-        """Primitive kwargs for the Celery job (JSON only)."""
-        return asdict(self)
+        """Primitive kwargs for the Celery job (JSON only); `delay` only when set."""
+        kwargs = asdict(self)
+        if not self.delay:
+            del kwargs["delay"]
+        return kwargs

@@ -17,7 +17,7 @@ def enqueue(event: Event, app: Celery | None = None) -> None:
     # publish, a quarter of the receiver's time per webhook.
     summary = f"{event.system} {event.entity} {event.record_id} ({event.origin})"
     (app or current_app).send_task(SYNC_RECORD, kwargs={"event": event.task_kwargs()}, argsrepr="()",
-                                   kwargsrepr=summary)
+                                   kwargsrepr=summary, countdown=event.delay or None)
 
 
 def enqueue_batch(events: list[Event], countdown: float = 0.0, app: Celery | None = None, *,

@@ -33,6 +33,7 @@ from sync.runtime import ConnectionContext
 from sync.state import intake, journal, keys
 
 ECHO_ORIGIN = "echo"
+ECHO_MARK_TTL = 600  # how long after a batch's write its record's webhooks are taken for echoes (and wait)
 
 # Where a write lands, as the event its webhook will become: (system, API entity) → (entity, key field).
 # Contacts have no key: their webhooks name them by RowId ("#<RowId>").
@@ -183,5 +184,9 @@ class Batch:
             self._expected.add(marker)
             events.append(Event(self.ctx.connection.id, system, entity, record_id, origin=ECHO_ORIGIN))
         if events:
-            intake.accept_many(self.ctx.redis, events, self.ctx.enqueue_batch,
-                               countdown=self.ctx.connection.echo_window_seconds)
+            window = self.ctx.connection.echo_window_seconds
+            intake.accept_many(self.ctx.redis, events, self.ctx.enqueue_batch, countdown=window)
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            for e in events:  # echoes that come after the check job started still wait and go together
+                pipe.set(keys.echo(e.connection, e.system, e.entity, e.record_id), max(window, 1.0), ex=ECHO_MARK_TTL)
+            pipe.execute()

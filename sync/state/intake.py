@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -48,17 +48,20 @@ POLL = 0.005
 RESERVED = "publishing "
 
 # KEYS[1] mark; ARGV: event id, reserve ttl (s), stale after (ms), "1" = take over regardless of age.
-# → {"held", <confirmed event id>} | {"wait", <event id>} | {"claimed", ""} | {"took-over", <event id>}
+# → {"held", <confirmed event id>} | {"wait", <event id>} | {"claimed", ""} | {"took-over", <event id>},
+# each with the value of the optional KEYS[2] (the record's echo mark) third.
 _CLAIM = """
+local echo = false
+if KEYS[2] then echo = redis.call('GET', KEYS[2]) end
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  if string.sub(cur, 1, 11) ~= 'publishing ' then return {'held', cur} end
+  if string.sub(cur, 1, 11) ~= 'publishing ' then return {'held', cur, echo} end
   local age = tonumber(ARGV[2]) * 1000 - redis.call('PTTL', KEYS[1])
-  if ARGV[4] ~= '1' and age < tonumber(ARGV[3]) then return {'wait', string.sub(cur, 12)} end
+  if ARGV[4] ~= '1' and age < tonumber(ARGV[3]) then return {'wait', string.sub(cur, 12), echo} end
 end
 redis.call('SET', KEYS[1], 'publishing ' .. ARGV[1], 'EX', ARGV[2])
-if cur then return {'took-over', string.sub(cur, 12)} end
-return {'claimed', ''}
+if cur then return {'took-over', string.sub(cur, 12), echo} end
+return {'claimed', '', echo}
 """
 # KEYS[1] mark; ARGV: event id, ttl. Confirms our own reservation only (a job may already have started).
 _CONFIRM = """
@@ -171,7 +174,12 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
                 journal.append(r, event.connection, event.entity, event.record_id, "duplicate",
                                system=event.system, delivery=event.delivery_id, origin=event.origin)
                 return Outcome("duplicate", first)
-        waiting = _claim(r, pending_key, event.event_id)
+        echo = [keys.echo(event.connection, event.system, event.entity, event.record_id)]
+        waiting = _claim(r, pending_key, event.event_id, echo)
+        if echo[0] and not event.delay:
+            # A batch wrote this record moments ago: most likely its own echo. The job waits a little,
+            # so the echoes that trickle in are taken into one batch instead of running one by one.
+            event = replace(event, delay=float(echo[0]))
         if waiting is not None:
             if seen_key:
                 _script(r, _CONFIRM)(keys=[seen_key], args=[event.event_id, SEEN_TTL])
@@ -328,16 +336,20 @@ def release_orphans(r: redis.Redis, connection: str, marks: dict[str, Mark], liv
     return released
 
 
-def _claim(r: redis.Redis, key: str, event_id: str) -> str | None:
+def _claim(r: redis.Redis, key: str, event_id: str, echo: list[str] | None = None) -> str | None:
     """Reserve `key` for this event: None when reserved, else the event id of the confirmed mark holding it.
 
     A young reservation of another event (its publish is in flight) is waited for up to
-    CONFIRM_WAIT; if it is not confirmed by then, or is older than STALE_AFTER_MS, it is taken over."""
+    CONFIRM_WAIT; if it is not confirmed by then, or is older than STALE_AFTER_MS, it is taken over.
+    `echo`: [the record's echo key] in, [its value, or ""] out (read in the same round trip)."""
     claim = _script(r, _CLAIM)
     give_up = time.monotonic() + CONFIRM_WAIT
     while True:
-        state, other = (_text(v) for v in claim(keys=[key], args=[event_id, RESERVE_TTL, STALE_AFTER_MS,
-                                                                   int(time.monotonic() >= give_up)]))
+        reply = claim(keys=[key, *(echo or [])[:1]], args=[event_id, RESERVE_TTL, STALE_AFTER_MS,
+                                                            int(time.monotonic() >= give_up)])
+        state, other = _text(reply[0]), _text(reply[1])
+        if echo is not None:
+            echo[:] = [_text(reply[2]) if len(reply) > 2 and reply[2] else ""]
         if state == "held":
             return other
         if state == "took-over":
@@ -354,8 +366,8 @@ def _claim_many(r: redis.Redis, names: list[str], event_ids: list[str]) -> list[
     for name, event_id in zip(names, event_ids, strict=True):
         claim(keys=[name], args=[event_id, RESERVE_TTL, STALE_AFTER_MS, 0], client=pipe)
     out: list[str | None] = []
-    for name, event_id, (state, other) in zip(names, event_ids, pipe.execute(), strict=True):
-        state, other = _text(state), _text(other)
+    for name, event_id, reply in zip(names, event_ids, pipe.execute(), strict=True):
+        state, other = _text(reply[0]), _text(reply[1])
         if state == "held":
             out.append(other)
         elif state == "wait":

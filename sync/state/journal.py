@@ -95,7 +95,7 @@ def flush() -> None:
         return
     r, connection, entity, record_id = target
     pipe = r.pipeline(transaction=False)
-    for kind, entry in buffer:
+    for _kind, entry in buffer:
         pipe.eval(_APPEND, 1, keys.journal(connection, entity, record_id),
                   json.dumps(entry, ensure_ascii=False, default=str), MAX_ENTRIES - 1, TTL_SECONDS)
     buffer.clear()

@@ -21,6 +21,11 @@ def singles(connection: str, system: str, entity: str) -> str:
     return f"{PREFIX}:{connection}:singles:{system}:{entity}"
 
 
+def echo(connection: str, system: str, entity: str, record_id: str) -> str:
+    """Set for a while after a batch wrote this record: its webhooks are echoes, gathered, not run one by one."""
+    return f"{PREFIX}:{connection}:echo:{system}:{entity}:{record_id}"
+
+
 def drained(connection: str, event_id: str) -> str:
     """Set when a queued single job's record was taken into a batch job: the job then does nothing."""
     return f"{PREFIX}:{connection}:drained:{event_id}"

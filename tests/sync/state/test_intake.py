@@ -163,3 +163,13 @@ def test_a_record_whose_event_is_only_reserved_is_not_taken(redis_client: redis.
     intake.accept(r, ev(record_id="A1"), lambda e: None)
     r.set(keys.pending("c1", "uniconta", "item", "A1"), "publishing someone-else")  # a publish in flight
     assert intake.adopt(r, ev(record_id="A0"), limit=10) == []
+
+
+def test_a_webhook_for_a_record_a_batch_just_wrote_waits_for_its_echoes(redis_client: redis.Redis) -> None:
+    r = redis_client
+    r.set(keys.echo("c1", "uniconta", "item", "A1"), 2.0)  # what a batch sets when it writes the record
+    sent: list[Event] = []
+    intake.accept(r, ev(record_id="A1"), sent.append)
+    intake.accept(r, ev(record_id="A2"), sent.append)  # a record nobody wrote: at once
+    assert [e.delay for e in sent] == [2.0, 0.0]
+    assert "delay" not in sent[1].task_kwargs()

@@ -144,7 +144,7 @@ class Connection:
     reconcile_full_hours: int = 24
     reconcile_max_wait_seconds: int = 300  # a sweep waits out rate limits (Retry-After) this long in total
     backfill_window: int = 1000  # records syncctl backfill keeps waiting in the queue at most
-    batch_size: int = 200  # records per batch job (backfill pages, reconciliation, bursts)
+    batch_size: int = 500  # records per batch job (backfill pages, reconciliation, bursts)
     echo_window_seconds: float = 2.0  # how long a batch's own webhooks are gathered before they are checked
     burst_threshold: int = 5  # single jobs of one entity waiting: the next one takes them into a batch (0 = off)
     organisations: OrganisationFlow = OrganisationFlow()

@@ -31,6 +31,7 @@ from sync.jobs.step import Verdict, after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import ConnectionContext
 from sync.state import intake, journal, keys
+from sync.state.locks import LockBusy, record_locks
 
 ECHO_ORIGIN = "echo"
 ECHO_MARK_TTL = 600  # how long after a batch's write its record's webhooks are taken for echoes (and wait)
@@ -127,7 +128,12 @@ class Batch:
         shared = replace(self.ctx, webcrm=_Client(gate, "webcrm", self.ctx.webcrm),  # type: ignore[arg-type]
                          uniconta=_Client(gate, "uniconta", self.ctx.uniconta))  # type: ignore[arg-type]
         self.first_attempt_at = self.first_attempt_at or time.time()
-        results = gate.run([partial(self._one, shared, ev) for ev in events], executor)
+        # What each record's job would do first — clear its pending mark, take its lock — for all of them
+        # in two round trips; a record whose lock another worker holds is contended at once.
+        intake.clear_pending_many(self.ctx.redis, events)
+        with record_locks(self.ctx.redis, conn.id, [(e.entity, e.record_id) for e in events]) as held:
+            results = gate.run([partial(self._one, shared, ev, (ev.entity, ev.record_id) in held)
+                                for ev in events], executor)
         self.rounds = gate.rounds
         out: list[Outcome] = []
         for event, (value, error) in zip(events, results, strict=True):
@@ -139,12 +145,14 @@ class Batch:
                 out.append(Outcome(event, result=value))
         return out
 
-    def _one(self, ctx: ConnectionContext, event: Event) -> Result:
+    def _one(self, ctx: ConnectionContext, event: Event, locked: bool) -> Result:
         with log_context(connection=event.connection, entity=event.entity, record=event.record_id,
                          event=event.event_id), \
                 journal.recording(ctx.redis, event.connection, event.entity, event.record_id, buffered=True):
             try:
-                return sync_one(ctx, event, attempt=self.attempt)
+                if not locked:
+                    raise LockBusy(f"{event.entity} {event.record_id} is being synced by another worker")
+                return sync_one(ctx, event, attempt=self.attempt, prepared=True)
             except Exception as err:
                 assert self.first_attempt_at is not None
                 verdict = after_failure(self.settings, err, attempt=self.attempt,

@@ -29,14 +29,16 @@ from sync.state.locks import LockBusy, record_lock
 log = logging.getLogger(__name__)
 
 
-def sync_one(ctx: ConnectionContext, event: Event, *, attempt: int = 0) -> Result:
+def sync_one(ctx: ConnectionContext, event: Event, *, attempt: int = 0, prepared: bool = False) -> Result:
     """Sync one record; the caller has opened its journal (`journal.recording`).
 
+    `prepared`: the caller (a batch) already cleared the record's pending mark and holds its lock.
     Raises what the flow raises: `LockBusy`, the clients' errors, `redis.RedisError`, `FlowError`.
     """
     route = handler_for(event.system, event.entity)
     if route is None or not ctx.connection.enabled(route[0]):
-        intake.clear_pending(ctx.redis, event)
+        if not prepared:
+            intake.clear_pending(ctx.redis, event)
         reason = "no flow" if route is None else f"flow {route[0]} is disabled"
         journal.note("ignored", reason=reason)
         metrics.synced(event.connection, flow_of(event.system, event.entity), "ignored", event.origin,
@@ -45,9 +47,12 @@ def sync_one(ctx: ConnectionContext, event: Event, *, attempt: int = 0) -> Resul
     flow, handler = route
     journal.note("started", attempt=attempt + 1, event=event.event_id, origin=event.origin,
                  operation=event.operation)
-    intake.clear_pending(ctx.redis, event)
-    with record_lock(ctx.redis, event.connection, event.entity, event.record_id):
+    if prepared:
         result = handler(ctx, event)
+    else:
+        intake.clear_pending(ctx.redis, event)
+        with record_lock(ctx.redis, event.connection, event.entity, event.record_id):
+            result = handler(ctx, event)
     journal.note("done", action=result.action, **result.detail)
     metrics.synced(event.connection, flow, result.action, event.origin, event.received_at)
     log.info("%s %s %s: %s", event.system, event.entity, event.record_id, result.action)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,6 +44,37 @@ def record_lock(r: redis.Redis, connection: str, entity: str, record_id: str, tt
             lock.release()
         except LockError:
             pass  # expired and possibly taken by another worker: not ours to release
+
+
+@contextmanager
+def record_locks(r: redis.Redis, connection: str, records: list[tuple[str, str]], ttl: float = DEFAULT_TTL
+                 ) -> Iterator[set[tuple[str, str]]]:
+    """Hold the locks of many records at once (a batch): one round trip to take them, one to give them
+    back; yields the (entity, record id) pairs whose lock was free (the others are another worker's)."""
+    locks = [r.lock(keys.lock(connection, entity, str(record_id)), timeout=ttl, blocking=False, thread_local=False)
+             for entity, record_id in records]
+    tokens = [uuid.uuid1().hex.encode() for _ in locks]
+    pipe = r.pipeline(transaction=False)
+    for lock, token in zip(locks, tokens, strict=True):
+        pipe.set(lock.name, token, nx=True, px=int(ttl * 1000))
+    taken = pipe.execute()
+    held = []
+    for lock, token, ok in zip(locks, tokens, taken, strict=True):
+        if ok:
+            lock.local.token = token
+            _keeper().hold(lock, ttl)
+            held.append(lock)
+    try:
+        yield {pair for pair, ok in zip(records, taken, strict=True) if ok}
+    finally:
+        pipe = r.pipeline(transaction=False)
+        for lock in held:
+            _keeper().drop(lock)
+            lock.lua_release(keys=[lock.name], args=[lock.local.token], client=pipe)
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            pass  # they expire by themselves
 
 
 class _Keeper:

@@ -93,6 +93,17 @@ local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] or cur == 'publishing ' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# `_RELEASE_SINGLE` for many records: KEYS mark, singles, mark, singles, ...; ARGV event id, record id, ...
+_RELEASE_SINGLES = """
+for i = 1, #KEYS, 2 do
+  local eid, rid = ARGV[i], ARGV[i + 1]
+  local entry = redis.call('HGET', KEYS[i + 1], rid)
+  if entry and string.sub(entry, 1, string.len(eid) + 1) == eid .. '\t' then redis.call('HDEL', KEYS[i + 1], rid) end
+  local cur = redis.call('GET', KEYS[i])
+  if cur == eid or cur == 'publishing ' .. eid then redis.call('DEL', KEYS[i]) end
+end
+return 0
+"""
 # KEYS[1] the entity's singles; ARGV: pending key prefix, drained key prefix, limit, own record id, ttl.
 # Takes up to `limit` queued single jobs whose confirmed mark still names them: their marks go (the
 # batch re-reads their records), and each job is told it was drained. Stale entries are dropped.
@@ -224,12 +235,15 @@ def clear_pending(r: redis.Redis, event: Event) -> None:
 
 def clear_pending_many(r: redis.Redis, events: list[Event]) -> None:
     """`clear_pending` for the records of a batch, in one round trip."""
-    release, pipe = _script(r, _RELEASE_SINGLE), r.pipeline(transaction=False)
+    if not events:
+        return
+    names: list[str] = []
+    args: list[str] = []
     for event in events:
-        release(keys=[keys.pending(event.connection, event.system, event.entity, event.record_id),
-                      keys.singles(event.connection, event.system, event.entity)],
-                args=[event.event_id, event.record_id], client=pipe)
-    pipe.execute()
+        names += [keys.pending(event.connection, event.system, event.entity, event.record_id),
+                  keys.singles(event.connection, event.system, event.entity)]
+        args += [event.event_id, event.record_id]
+    _script(r, _RELEASE_SINGLES)(keys=names, args=args)
 
 
 def waiting_singles(r: redis.Redis, event: Event) -> int:

@@ -22,7 +22,7 @@ from sync.jobs.step import after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import get_runtime
 from sync.state import intake, journal
-from tasks.batch import run_batch
+from tasks.dispatch import enqueue_batch
 from tasks.queues import SYNC_RECORD
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,13 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
         threshold = ctx.connection.burst_threshold
         if threshold and attempt == 0 and not contentions and intake.waiting_singles(rt.redis, ev) >= threshold:
             # A burst: this job takes the entity's other waiting single jobs and syncs them all as one batch.
+            # The batch is a job of its own, published before the single jobs are told: if this worker
+            # dies now, the records are synced twice at worst, never lost.
             others = intake.adopt(rt.redis, ev, ctx.connection.batch_size - 1)
             if others:
+                enqueue_batch([ev, *others], 0.0)
+                intake.drain(rt.redis, others, into=ev)
                 journal.note("batch", records=len(others) + 1, reason="a burst of this entity")
-                run_batch(ctx, rt.settings, [ev, *others], 0, first_attempt_at)
                 return "batched"
         try:
             return sync_one(ctx, ev, attempt=attempt).action

@@ -104,23 +104,21 @@ for i = 1, #KEYS, 2 do
 end
 return 0
 """
-# KEYS[1] the entity's singles; ARGV: pending key prefix, drained key prefix, limit, own record id, ttl.
-# Takes up to `limit` queued single jobs whose confirmed mark still names them: their marks go (the
-# batch re-reads their records), and each job is told it was drained. Stale entries are dropped.
+# KEYS[1] the entity's singles; ARGV: pending key prefix, limit, own record id. Takes up to `limit`
+# queued single jobs whose confirmed mark still names them off the list (their marks stay: the batch job
+# they go into carries the same events). Stale entries are dropped.
 _ADOPT = """
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if #out >= tonumber(ARGV[3]) then break end
+  if #out >= tonumber(ARGV[2]) then break end
   local rid, entry = all[i], all[i + 1]
-  if rid ~= ARGV[4] then
+  if rid ~= ARGV[3] then
     local tab = string.find(entry, '\t', 1, true)
     local eid = string.sub(entry, 1, tab - 1)
     local cur = redis.call('GET', ARGV[1] .. rid)
     if cur == eid then
-      redis.call('DEL', ARGV[1] .. rid)
       redis.call('HDEL', KEYS[1], rid)
-      redis.call('SET', ARGV[2] .. eid, '1', 'EX', ARGV[5])
       table.insert(out, string.sub(entry, tab + 1))
     elseif not cur or string.sub(cur, 1, 11) ~= 'publishing ' then
       redis.call('HDEL', KEYS[1], rid)
@@ -253,21 +251,27 @@ def waiting_singles(r: redis.Redis, event: Event) -> int:
 
 
 def adopt(r: redis.Redis, event: Event, limit: int) -> list[Event]:
-    """Take up to `limit` queued single jobs of the event's entity into the caller's batch.
+    """Take up to `limit` queued single jobs of the event's entity off the waiting list, for a batch job.
 
-    Their pending marks go, as when a job starts (the batch re-reads the records), and each job,
-    when a worker gets to it, finds it was drained and does nothing. Only jobs whose publish was
-    confirmed and which have not started are taken."""
+    Their pending marks stay: the caller publishes one batch job with these same events (which clears
+    the marks when it runs), then tells the single jobs with `drain` that they need do nothing. A
+    crash in between costs a record synced twice, never a record not synced."""
     entries = _script(r, _ADOPT)(
         keys=[keys.singles(event.connection, event.system, event.entity)],
-        args=[keys.pending(event.connection, event.system, event.entity, ""), keys.drained(event.connection, ""),
-              limit, event.record_id, PENDING_TTL])
-    adopted = [Event(**json.loads(_text(entry))) for entry in entries]
-    for other in adopted:
+        args=[keys.pending(event.connection, event.system, event.entity, ""), limit, event.record_id])
+    return [Event(**json.loads(_text(entry))) for entry in entries]
+
+
+def drain(r: redis.Redis, events: list[Event], into: Event) -> None:
+    """Tell the single jobs of `events` (now in a published batch job) that they need do nothing."""
+    pipe = r.pipeline(transaction=False)
+    for other in events:
+        pipe.set(keys.drained(other.connection, other.event_id), into.event_id, ex=PENDING_TTL)
+    pipe.execute()
+    for other in events:
         journal.append(r, other.connection, other.entity, other.record_id, "batched", system=other.system,
-                       event=other.event_id, into=event.event_id,
+                       event=other.event_id, into=into.event_id,
                        reason="a burst of this entity: synced with others in one batch job")
-    return adopted
 
 
 def drained(r: redis.Redis, event: Event) -> bool:

@@ -148,14 +148,19 @@ def test_a_burst_takes_waiting_single_jobs_of_its_entity_into_a_batch(redis_clie
     by_id = {e.event_id: e for e in events}
     assert len(taken) == 3 and all(by_id[e.event_id] == e for e in taken)  # the jobs' own events
     assert {e.record_id for e in taken} <= {"A2", "A3", "A4", "A5"}
+    for event in taken:  # the marks stay: the batch job carries these same events
+        assert intake.pending_mark(r, "c1", "uniconta", "item", event.record_id) == intake.Mark(event.event_id, True)
+        assert not intake.drained(r, event)  # not before the batch job is published
+    intake.drain(r, taken, into=events[0])
     for event in taken:
-        assert intake.pending_mark(r, "c1", "uniconta", "item", event.record_id) is None
         assert intake.drained(r, event) and not intake.drained(r, event)  # told once: its job does nothing
     left = [e for e in events[2:] if e not in taken]
     assert not intake.drained(r, left[0])  # not taken: its job runs as usual
     assert intake.waiting_singles(r, events[0]) == 2  # the taker's own and the one left
     assert intake.adopt(r, events[0], limit=10) == left  # the taker's own record is never taken
     assert [e["kind"] for e in journal.entries(r, "c1", "item", taken[0].record_id)][:1] == ["batched"]
+    intake.clear_pending_many(r, taken)  # what the batch job does first
+    assert all(intake.pending_mark(r, "c1", "uniconta", "item", e.record_id) is None for e in taken)
 
 
 def test_a_record_whose_event_is_only_reserved_is_not_taken(redis_client: redis.Redis) -> None:

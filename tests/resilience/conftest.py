@@ -173,15 +173,29 @@ def expect_catalogue(stack: Stack, prices: dict[str, float], timeout: float, wha
     assert stack.quiet()
 
 
+@dataclass(frozen=True)
+class StackOptions:
+    """What a module's stack syncs; a module overrides the `stack_options` fixture to change it."""
+
+    flows: tuple[str, ...] = ("items",)
+    settings: dict[str, object] = field(default_factory=dict)  # the connection's own keys (batch_size, ...)
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_options() -> StackOptions:
+    return StackOptions()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_options: StackOptions) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("resilience")
     server = RedisServer(tmp / "redis", port=free_port(), appendfsync="always")
     server.start()
     options = {"webcrm": ["--rate-limit", "0"], "uniconta": ["--daily-budget", "0"]}
     webcrm = start_sandbox("webcrm", tmp, free_port(), options["webcrm"])
     uniconta = start_sandbox("uniconta", tmp, free_port(), options["uniconta"])
-    config = write_config(tmp / "sync.toml", webcrm_url=webcrm.url, uniconta_url=uniconta.url, flows=("items",),
+    config = write_config(tmp / "sync.toml", webcrm_url=webcrm.url, uniconta_url=uniconta.url,
+                          flows=stack_options.flows, settings=stack_options.settings,
                           webcrm={"rate_limit_per_minute": 0}, uniconta={"daily_call_budget": 0})
     env = {"SYNC_CONFIG": str(config), "REDIS_URL": server.url, **WORKER_TUNING}
     receiver = Receiver(env)

@@ -24,23 +24,25 @@ CONNECTION = "t1"
 
 def write_config(path: Path, *, webcrm_url: str, uniconta_url: str, flows: Sequence[str] = FLOWS, extra: str = "",
                  webcrm: Mapping[str, object] | None = None, uniconta: Mapping[str, object] | None = None,
-                 connections: Mapping[str, Sequence[str]] | None = None) -> Path:
+                 connections: Mapping[str, Sequence[str]] | None = None,
+                 settings: Mapping[str, object] | None = None) -> Path:
     """A connections file for the sandboxes on their test ports: connection CONNECTION with `flows`, then
     the further `connections` (name → flows) on the same sandboxes, then `extra` (flow settings).
-    `webcrm` / `uniconta` are further settings of every connection's client sections."""
+    `webcrm` / `uniconta` are further settings of every connection's client sections, `settings` of
+    the connections themselves (`batch_size`, ...)."""
     blocks = [_connection(name, names, webcrm_url=webcrm_url, uniconta_url=uniconta_url, webcrm=webcrm or {},
-                          uniconta=uniconta or {})
+                          uniconta=uniconta or {}, settings=settings or {})
               for name, names in {CONNECTION: flows, **(connections or {})}.items()]
     path.write_text("".join(blocks) + extra + "\n", encoding="utf-8")
     return path
 
 
 def _connection(name: str, flows: Sequence[str], *, webcrm_url: str, uniconta_url: str,
-                webcrm: Mapping[str, object], uniconta: Mapping[str, object]) -> str:
+                webcrm: Mapping[str, object], uniconta: Mapping[str, object], settings: Mapping[str, object]) -> str:
     return f"""
 [connections.{name}]
 flows = {_toml(list(flows))}
-[connections.{name}.webhook]
+{_settings(settings)}[connections.{name}.webhook]
 tokens = ["{TOKEN}"]
 [connections.{name}.webcrm]
 base_url = "{webcrm_url}"

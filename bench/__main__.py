@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import _harness as h
 
-BENCHMARKS = ("receiver", "latency", "api_calls", "burst", "backfill", "memory")
+BENCHMARKS = ("receiver", "latency", "api_calls", "burst", "backfill", "bulk", "memory")
 ALIASES = {"api-calls": "api_calls", "calls": "api_calls", "e2e": "latency", "rss": "memory"}
 
 

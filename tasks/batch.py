@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError
 
 from sync.config import Settings
 from sync.events import Event
@@ -37,7 +38,7 @@ def sync_batch(self: Task, connection: str, events: list[dict[str, Any]], attemp
     """
     try:
         return _run(connection, [Event(**e) for e in events], attempt, first_attempt_at or time.time())
-    except redis.RedisError as err:
+    except (redis.RedisError, OperationalError) as err:  # Redis, or the broker on it, while syncing or republishing
         log.warning("redis unavailable, returning the batch to the queue: %s", err)
         raise Reject(err, requeue=True) from None
 

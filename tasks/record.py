@@ -74,10 +74,14 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
             # dies now, the records are synced twice at worst, never lost.
             others = intake.adopt(rt.redis, ev, ctx.connection.batch_size - 1)
             if others:
-                enqueue_batch([ev, *others], 0.0)
-                intake.drain(rt.redis, others, into=ev)
-                journal.note("batch", records=len(others) + 1, reason="a burst of this entity")
-                return "batched"
+                try:
+                    enqueue_batch([ev, *others], 0.0)
+                except Exception as err:  # the broker is gone: everyone keeps their own job, this one runs on
+                    log.warning("could not publish the burst's batch job (%s); syncing this record alone", err)
+                else:
+                    intake.drain(rt.redis, others, into=ev)
+                    journal.note("batch", records=len(others) + 1, reason="a burst of this entity")
+                    return "batched"
         try:
             return sync_one(ctx, ev, attempt=attempt).action
         except Exception as err:

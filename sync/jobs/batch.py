@@ -16,11 +16,14 @@ arrived and finds them as written (or syncs a change someone made meanwhile).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
+
+import redis
 
 from sync.config import Settings
 from sync.events import Event
@@ -32,6 +35,8 @@ from sync.logs import log_context
 from sync.runtime import ConnectionContext
 from sync.state import intake, journal, keys
 from sync.state.locks import LockBusy, record_locks
+
+log = logging.getLogger(__name__)
 
 ECHO_ORIGIN = "echo"
 ECHO_MARK_TTL = 600  # how long after a batch's write its record's webhooks are taken for echoes (and wait)
@@ -191,10 +196,15 @@ class Batch:
                 continue
             self._expected.add(marker)
             events.append(Event(self.ctx.connection.id, system, entity, record_id, origin=ECHO_ORIGIN))
-        if events:
-            window = self.ctx.connection.echo_window_seconds
+        if not events:
+            return
+        window = self.ctx.connection.echo_window_seconds
+        try:
             intake.accept_many(self.ctx.redis, events, self.ctx.enqueue_batch, countdown=window)
             pipe = self.ctx.redis.pipeline(transaction=False)
             for e in events:  # echoes that come after the check job started still wait and go together
                 pipe.set(keys.echo(e.connection, e.system, e.entity, e.record_id), max(window, 1.0), ex=ECHO_MARK_TTL)
             pipe.execute()
+        except (intake.Unavailable, redis.RedisError) as err:
+            # Only a saving: without the check job each echo runs as its own job. The write goes on.
+            log.warning("could not prepare the check of this batch's echoes: %s", err)

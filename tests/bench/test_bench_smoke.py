@@ -22,7 +22,8 @@ TABLES = {
     "latency": ["2. End-to-end latency"],
     "api_calls": ["3. API calls per sync"],
     "burst": ["4. Burst"],
-    "backfill": ["5a. Backfill", "5b. Organisation backfill"],
+    "backfill": ["5a. Backfill", "5c. The same backfill"],
+    "bulk": ["7. ", "8. A full reconciliation compare"],
 }
 
 

@@ -64,11 +64,12 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
             dead_letter(rt.redis, event, FlowError(f"unknown connection {ev.connection!r}"), "config",
                         attempts=attempt + 1)
             return "dead-letter"
-        if intake.drained(rt.redis, ev):
+        was_drained, waiting = intake.on_start(rt.redis, ev)
+        if was_drained:
             journal.note("drained", reason="taken into a batch job with other waiting records of this entity")
             return "drained"
         threshold = ctx.connection.burst_threshold
-        if threshold and attempt == 0 and not contentions and intake.waiting_singles(rt.redis, ev) >= threshold:
+        if threshold and attempt == 0 and not contentions and waiting >= threshold:
             # A burst: this job takes the entity's other waiting single jobs and syncs them all as one batch.
             # The batch is a job of its own, published before the single jobs are told: if this worker
             # dies now, the records are synced twice at worst, never lost.

@@ -279,6 +279,16 @@ def drained(r: redis.Redis, event: Event) -> bool:
     return bool(r.delete(keys.drained(event.connection, event.event_id)))
 
 
+def on_start(r: redis.Redis, event: Event) -> tuple[bool, int]:
+    """What a single job asks first, in one round trip: was it drained into a batch (told once), and
+    how many single jobs of its entity wait (see `waiting_singles`)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.delete(keys.drained(event.connection, event.event_id))
+    pipe.hlen(keys.singles(event.connection, event.system, event.entity))
+    was_drained, waiting = pipe.execute()
+    return bool(was_drained), int(waiting)
+
+
 EnqueueBatch = Callable[[list[Event], float], None]
 
 

@@ -63,6 +63,8 @@ ITERATORS = frozenset({"query", "iter_all", "find_organisations_by_update_dates"
 
 _EQ_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+eq\s+('(?:[^']|'')*'|-?\d+)\s*$")
 _INDEX = re.compile(r"\[(\d+)\]")
+# What the flows ask webCRM one record at a time: every row whose column equals a (quoted) value.
+_EQ_QUERY = re.compile(r"^\s*SELECT \* FROM ([A-Za-z]+) WHERE ([A-Za-z][A-Za-z0-9]*) = '((?:[^']|'')*)'\s*$")
 
 RETRIES = 3
 RETRY_WAIT_CAP = 10.0
@@ -125,6 +127,10 @@ class Executor:
             return ("webcrm-get", args[0])
         if request.client == "webcrm" and name == "update" and len(args) == 3 and not kwargs:
             return ("webcrm-update", args[0])
+        if request.client == "webcrm" and name == "query" and len(args) == 1 and not kwargs:
+            where = _EQ_QUERY.match(str(args[0]))
+            if where:
+                return ("webcrm-where", where.group(1), where.group(2))
         if request.client == "uniconta":
             lookup = _lookup(name, args, kwargs)
             if lookup is not None:
@@ -140,6 +146,8 @@ class Executor:
         kind = key[0]
         if kind == "webcrm-get":
             self._webcrm_get(key[1], members)
+        elif kind == "webcrm-where":
+            self._webcrm_where(key[1], key[2], members)
         elif kind == "webcrm-update":
             self._webcrm_update(key[1], members)
         elif kind == "uniconta-find":
@@ -231,6 +239,45 @@ class Executor:
                                               status=404))
                     else:
                         request.answer(copy.deepcopy(row))
+
+    def _webcrm_where(self, table: str, column: str, members: list[Request]) -> None:
+        """`SELECT * FROM T WHERE C = 'v'` for many values: one range query per run of values (numbers no
+        further apart than a page; text all in one), each record answered with the rows of its value."""
+        wanted: dict[str, list[Request]] = {}
+        for request in members:
+            value = _EQ_QUERY.match(str(request.args[0])).group(3).replace("''", "'")  # type: ignore[union-attr]
+            wanted.setdefault(value.casefold(), []).append(request)  # webCRM compares text case-blind
+        values = list(wanted)
+        if len(values) == 1:
+            value = values[0]
+            self._answer_each(wanted[value], partial(_rows, self.webcrm.query, wanted[value][0].args[0]))
+            return
+        # Numbers: a range per run of close values. Text: the whole table (a text range would depend on
+        # webCRM's collation, and a row it left out would look like a record that does not exist).
+        numeric = all(_int(v) >= 0 and str(_int(v)) == v for v in values)
+        runs: list[list[Any]] = _clusters(sorted(_int(v) for v in values), PAGE) if numeric else [sorted(values)]
+        for run in runs:
+            members_of = [r for v in run for r in wanted[str(v)]]
+            if len(run) == 1:
+                self._answer_each(members_of, partial(_rows, self.webcrm.query, members_of[0].args[0]))
+                continue
+            script = (f"SELECT * FROM {table} WHERE {column} >= {sql_literal(run[0])} "  # noqa: S608 - literals
+                      f"AND {column} <= {sql_literal(run[-1])}") if numeric else f"SELECT * FROM {table}"  # noqa: S608
+            try:
+                rows = self._retrying(partial(_rows, self.webcrm.query, script, page_size=PAGE))
+            except Permanent as err:
+                log.info("webcrm range query on %s.%s refused (%s): one query per value", table, column, err)
+                for value in run:
+                    reqs = wanted[str(value)]
+                    self._answer_each(reqs, partial(_rows, self.webcrm.query, reqs[0].args[0]))
+                continue
+            by_value: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                key = str(row.get(column) if row.get(column) is not None else "").strip().casefold()
+                by_value.setdefault(str(_int(key)) if numeric and _int(key) >= 0 else key, []).append(row)
+            for value in run:
+                for request in wanted[str(value)]:
+                    request.answer(iter(copy.deepcopy(by_value.get(str(value), []))))
 
     def _webcrm_update(self, entity: str, members: list[Request]) -> None:
         size = self.settings.bulk_write_size

@@ -83,3 +83,28 @@ def test_many_records_of_a_small_table_are_looked_up_in_one_read_of_the_table(ct
 
     assert sum(1 for value, _ in results if value) == 10
     assert [c["query"] for c in sandboxes.uniconta.calls()] == [""]  # the whole table, one page
+
+
+def test_lookups_by_a_text_column_read_the_table_once_and_by_a_number_a_range(ctx: ConnectionContext,
+                                                                             sandboxes: Sandboxes) -> None:
+    numbers = [f"V-{n}" for n in range(5)]
+    for number in numbers:
+        ctx.webcrm.create("QuotationLines/LinkedData", {"QuotationLineLinkedDataItemId": 0,
+                                                        "QuotationLineLinkedDataItemEntityType": "Product",
+                                                        **{f"QuotationLineLinkedDataItemData{i}": "-" for i in range(1, 10)},
+                                                        "QuotationLineLinkedDataItemData1": number})
+    orgs = [int(sandboxes.webcrm.ui("Organisations", OrganisationName=f"Org {n}")["OrganisationId"]) for n in range(3)]
+    for org in orgs:
+        sandboxes.webcrm.ui("Persons", PersonOrganisationId=org, PersonLastName="Hansen")
+    sandboxes.webcrm.clear_calls()
+    by_number = [Request("webcrm", "query", (f"SELECT * FROM LinkedData WHERE QuotationLineLinkedDataItemData1 = "
+                                              f"'{n.lower()}'",)) for n in [*numbers, "V-99"]]
+    by_org = [Request("webcrm", "query", (f"SELECT * FROM Person WHERE PersonOrganisationId = '{o}'",)) for o in orgs]
+
+    results, _ = _round(ctx, by_number + by_org)
+
+    found = [[r["QuotationLineLinkedDataItemData1"] for r in value] for value, _ in results[:6]]
+    assert found == [[n] for n in numbers] + [[]]  # matched as webCRM matches: case-blind
+    assert [[p["PersonOrganisationId"] for p in value] for value, _ in results[6:]] == [[o] for o in orgs]
+    queries = [c["query"] for c in sandboxes.webcrm.calls() if c["path"] == "/Queries"]
+    assert len(queries) == 2, queries  # the catalogue once, the persons' range once

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import redis
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
+from sync.clients.errors import Throttled
 from sync.events import Event
 from sync.flows import FlowError
 from sync.jobs.retry import backoff, contention_delay
@@ -22,7 +24,7 @@ from sync.jobs.step import after_failure, dead_letter, sync_one
 from sync.logs import log_context
 from sync.runtime import get_runtime
 from sync.state import intake, journal
-from tasks.dispatch import enqueue_batch
+from tasks.dispatch import enqueue, enqueue_batch
 from tasks.queues import SYNC_RECORD
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,16 @@ def _run(self: Task, event: dict[str, Any], contentions: int, first_attempt_at: 
                 journal.note("contended")
                 raise self.retry(kwargs={**again, "contentions": contentions + 1},
                                  countdown=verdict.delay, max_retries=None) from None
+            if verdict.action == "retry" and isinstance(err, Throttled) and err.system == "webcrm":
+                # Our own webCRM limiter is full: the record goes back in line, waiting where a burst can
+                # take it into a batch (whose reads are shared), instead of holding a retry of its own.
+                try:
+                    intake.accept(rt.redis, replace(ev, delay=verdict.delay, delivery_id=None), enqueue)
+                except intake.Unavailable:
+                    pass  # retried below, as any transient failure
+                else:
+                    journal.note("throttled", in_seconds=verdict.delay, reason="webCRM's rate limit is used up")
+                    return "requeued"
             if verdict.action == "retry":
                 journal.note("retry", error=str(err), in_seconds=verdict.delay, attempt=attempt + 1)
                 log.info("transient failure, retrying in %.1f s: %s", verdict.delay, err)

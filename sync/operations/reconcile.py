@@ -44,7 +44,7 @@ import redis
 
 from sync.clients.errors import ApiError, Permanent, Throttled
 from sync.clients.uniconta import odata_literal
-from sync.clients.webcrm import parse_time, sql_literal
+from sync.clients.webcrm import MAX_PAGE_SIZE, parse_time, sql_literal
 from sync.config import Connection
 from sync.events import Event
 from sync.runtime import ConnectionContext
@@ -54,6 +54,8 @@ from sync.state.ratelimit import DailyBudget, priority
 log = logging.getLogger(__name__)
 
 SEEN_TTL = 3 * 24 * 3600
+# Sweeps read ids and UpdatedAt only: small rows, so the largest page webCRM allows (its Swagger's 1000).
+ID_PAGE = MAX_PAGE_SIZE
 SNAPSHOT_TTL = 14 * 24 * 3600
 
 
@@ -189,7 +191,7 @@ def changed_rows(ctx: ConnectionContext, source: Source, since: datetime) -> tup
         script = (f"SELECT {source.id_field}, {source.updated_field} FROM {source.table} "  # noqa: S608 - literal escaped
                   f"WHERE {source.updated_field} >= {sql_literal(since)} ORDER BY {source.updated_field}")
         if source.entity != "organisation":
-            return ctx.webcrm.query(script, page_size=ctx.connection.webcrm.page_size), True
+            return ctx.webcrm.query(script, page_size=ID_PAGE), True
         return _organisations_changed(ctx, script, since), True
     rows = ctx.uniconta.odata(source.table, filter=f"UpdatedAt ge {odata_literal(_naive_utc(since))}",
                               orderby="UpdatedAt")
@@ -198,7 +200,7 @@ def changed_rows(ctx: ConnectionContext, source: Source, since: datetime) -> tup
 
 def _organisations_changed(ctx: ConnectionContext, script: str, since: datetime) -> Iterator[dict[str, Any]]:
     try:
-        yield from ctx.webcrm.query(script, page_size=ctx.connection.webcrm.page_size)
+        yield from ctx.webcrm.query(script, page_size=ID_PAGE)
     except Permanent as err:  # /Queries is not in the 2020 Swagger: fall back to the documented finder
         log.info("webcrm /Queries refused (%s); using FindByUpdateDates", err)
         yield from ctx.webcrm.find_organisations_by_update_dates(since, datetime.now(UTC) + timedelta(days=1))
@@ -229,7 +231,7 @@ def all_rows(ctx: ConnectionContext, source: Source, *, after: int | None = None
 def _query_or_list(ctx: ConnectionContext, source: Source, script: str, after: int | None,
                    since: datetime | None) -> Iterator[dict[str, Any]]:
     try:
-        yield from ctx.webcrm.query(script, page_size=ctx.connection.webcrm.page_size)
+        yield from ctx.webcrm.query(script, page_size=ID_PAGE)
         return
     except Permanent as err:
         if not source.collection:

@@ -219,7 +219,9 @@ def _accept(event: Event) -> tuple[Response, int]:
     with log_context(connection=event.connection, entity=event.entity, record=event.record_id,
                      event=event.event_id):
         try:
-            outcome = intake.accept(state["redis"], event, state["enqueue"])
+            conn = state["settings"].connection(event.connection)
+            burst = intake.Burst(conn.burst_threshold, max(conn.echo_window_seconds, 1.0)) if conn else None
+            outcome = intake.accept(state["redis"], event, state["enqueue"], burst)
         except intake.Unavailable as err:
             log.warning("event not stored: %s", err)
             raise Rejected(503, "temporarily unable to store the event; retry later",

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import redis
 
@@ -49,19 +50,27 @@ RESERVED = "publishing "
 
 # KEYS[1] mark; ARGV: event id, reserve ttl (s), stale after (ms), "1" = take over regardless of age.
 # → {"held", <confirmed event id>} | {"wait", <event id>} | {"claimed", ""} | {"took-over", <event id>},
-# each with the value of the optional KEYS[2] (the record's echo mark) third.
+# each with the value of the optional KEYS[2] (the record's echo mark) third, and fourth 1 while the entity
+# sees a burst (optional KEYS[3] its rate this second, KEYS[4] the burst flag; ARGV[5] the rate that starts
+# one, ARGV[6] how long it lasts after the last event, in ms).
 _CLAIM = """
-local echo = false
+local echo, burst = false, 0
 if KEYS[2] then echo = redis.call('GET', KEYS[2]) end
+if KEYS[3] then
+  local n = redis.call('INCR', KEYS[3])
+  if n == 1 then redis.call('PEXPIRE', KEYS[3], 1000) end
+  if n >= tonumber(ARGV[5]) then redis.call('SET', KEYS[4], '1', 'PX', ARGV[6]) end
+  if redis.call('PEXPIRE', KEYS[4], ARGV[6]) == 1 then burst = 1 end
+end
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  if string.sub(cur, 1, 11) ~= 'publishing ' then return {'held', cur, echo} end
+  if string.sub(cur, 1, 11) ~= 'publishing ' then return {'held', cur, echo, burst} end
   local age = tonumber(ARGV[2]) * 1000 - redis.call('PTTL', KEYS[1])
-  if ARGV[4] ~= '1' and age < tonumber(ARGV[3]) then return {'wait', string.sub(cur, 12), echo} end
+  if ARGV[4] ~= '1' and age < tonumber(ARGV[3]) then return {'wait', string.sub(cur, 12), echo, burst} end
 end
 redis.call('SET', KEYS[1], 'publishing ' .. ARGV[1], 'EX', ARGV[2])
-if cur then return {'took-over', string.sub(cur, 12), echo} end
-return {'claimed', '', echo}
+if cur then return {'took-over', string.sub(cur, 12), echo, burst} end
+return {'claimed', '', echo, burst}
 """
 # KEYS[1] mark; ARGV: event id, ttl. Confirms our own reservation only (a job may already have started).
 _CONFIRM = """
@@ -154,6 +163,13 @@ class Mark:
 
 
 Enqueue = Callable[[Event], None]
+BURST_HOLD = 5.0  # a burst lasts until its entity has had no webhook for this long
+
+
+@dataclass(frozen=True)
+class Burst:
+    threshold: int  # webhooks of one entity within a second that start a burst (0 = never)
+    delay: float  # how long each job of a burst waits, so the jobs gather
 
 
 def parse(value: str | bytes | None) -> Mark | None:
@@ -172,8 +188,11 @@ def pending_mark(r: redis.Redis, connection: str, system: str, entity: str, reco
 
 
 @metrics.counts_intake
-def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
-    """Dedupe, coalesce and enqueue; raises Unavailable when the event could not be stored."""
+def accept(r: redis.Redis, event: Event, enqueue: Enqueue, burst: Burst | None = None) -> Outcome:
+    """Dedupe, coalesce and enqueue; raises Unavailable when the event could not be stored.
+
+    `burst` (webhooks): when `burst.threshold` events of the entity arrive within a second, its
+    jobs wait `burst.delay` seconds until none has come for `BURST_HOLD` seconds."""
     seen_key = keys.seen(event.connection, event.delivery_id) if event.delivery_id else None
     pending_key = keys.pending(event.connection, event.system, event.entity, event.record_id)
     try:
@@ -183,12 +202,20 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue) -> Outcome:
                 journal.append(r, event.connection, event.entity, event.record_id, "duplicate",
                                system=event.system, delivery=event.delivery_id, origin=event.origin)
                 return Outcome("duplicate", first)
-        echo = [keys.echo(event.connection, event.system, event.entity, event.record_id)]
-        waiting = _claim(r, pending_key, event.event_id, echo)
-        if echo[0] and not event.delay:
+        watch: list[Any] = [keys.echo(event.connection, event.system, event.entity, event.record_id)]
+        if burst is not None and burst.threshold:
+            flag = keys.burst(event.connection, event.system, event.entity)
+            watch += [flag + ":rate", flag, burst.threshold, int(BURST_HOLD * 1000)]
+        waiting = _claim(r, pending_key, event.event_id, watch)
+        echo, bursting = watch
+        if echo and not event.delay:
             # A batch wrote this record moments ago: most likely its own echo. The job waits a little,
             # so the echoes that trickle in are taken into one batch instead of running one by one.
-            event = replace(event, delay=float(echo[0]))
+            event = replace(event, delay=float(echo))
+        elif bursting and burst is not None and not event.delay:
+            # Many webhooks of this entity at once: each job waits a moment, so the first to run finds
+            # the others waiting and takes them into one batch (single edits are never delayed).
+            event = replace(event, delay=burst.delay)
         if waiting is not None:
             if seen_key:
                 _script(r, _CONFIRM)(keys=[seen_key], args=[event.event_id, SEEN_TTL])
@@ -374,20 +401,23 @@ def release_orphans(r: redis.Redis, connection: str, marks: dict[str, Mark], liv
     return released
 
 
-def _claim(r: redis.Redis, key: str, event_id: str, echo: list[str] | None = None) -> str | None:
+def _claim(r: redis.Redis, key: str, event_id: str, watch: list[Any] | None = None) -> str | None:
     """Reserve `key` for this event: None when reserved, else the event id of the confirmed mark holding it.
 
     A young reservation of another event (its publish is in flight) is waited for up to
     CONFIRM_WAIT; if it is not confirmed by then, or is older than STALE_AFTER_MS, it is taken over.
-    `echo`: [the record's echo key] in, [its value, or ""] out (read in the same round trip)."""
+    `watch`, in the same round trip: [echo key] or [echo key, rate key, burst key, rate, hold ms] in,
+    [the echo mark's value or "", whether the entity sees a burst] out."""
     claim = _script(r, _CLAIM)
     give_up = time.monotonic() + CONFIRM_WAIT
+    extra_keys = [str(k) for k in (watch or [])[:3]]
+    extra_args = list((watch or [])[3:])
     while True:
-        reply = claim(keys=[key, *(echo or [])[:1]], args=[event_id, RESERVE_TTL, STALE_AFTER_MS,
-                                                            int(time.monotonic() >= give_up)])
+        reply = claim(keys=[key, *extra_keys], args=[event_id, RESERVE_TTL, STALE_AFTER_MS,
+                                                      int(time.monotonic() >= give_up), *extra_args])
         state, other = _text(reply[0]), _text(reply[1])
-        if echo is not None:
-            echo[:] = [_text(reply[2]) if len(reply) > 2 and reply[2] else ""]
+        if watch is not None:
+            watch[:] = [_text(reply[2]) if reply[2] else "", bool(reply[3])]
         if state == "held":
             return other
         if state == "took-over":

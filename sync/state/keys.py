@@ -26,6 +26,11 @@ def echo(connection: str, system: str, entity: str, record_id: str) -> str:
     return f"{PREFIX}:{connection}:echo:{system}:{entity}:{record_id}"
 
 
+def burst(connection: str, system: str, entity: str) -> str:
+    """(`:rate`: webhooks of the entity this second; the key itself: set while the entity sees a burst.)"""
+    return f"{PREFIX}:{connection}:burst:{system}:{entity}"
+
+
 def drained(connection: str, event_id: str) -> str:
     """Set when a queued single job's record was taken into a batch job: the job then does nothing."""
     return f"{PREFIX}:{connection}:drained:{event_id}"

@@ -178,3 +178,14 @@ def test_a_webhook_for_a_record_a_batch_just_wrote_waits_for_its_echoes(redis_cl
     intake.accept(r, ev(record_id="A2"), sent.append)  # a record nobody wrote: at once
     assert [e.delay for e in sent] == [2.0, 0.0]
     assert "delay" not in sent[1].task_kwargs()
+
+
+def test_a_burst_of_webhooks_of_one_entity_makes_its_jobs_wait_so_they_gather(redis_client: redis.Redis) -> None:
+    r = redis_client
+    burst = intake.Burst(threshold=3, delay=1.5)
+    sent: list[Event] = []
+    for n in range(6):
+        intake.accept(r, ev(record_id=f"A{n}"), sent.append, burst)
+    intake.accept(r, ev(entity="debtor", record_id="D1"), sent.append, burst)  # another entity: not a burst
+    intake.accept(r, ev(record_id="B1"), sent.append)  # no burst settings (not a webhook): never delayed
+    assert [e.delay for e in sent] == [0.0, 0.0, 1.5, 1.5, 1.5, 1.5, 0.0, 0.0]

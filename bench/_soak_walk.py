@@ -202,6 +202,8 @@ class Walk:
         pool = [x for x in self.handles[kind] if x.alive or not alive]
         if not pool:
             return None
+        if self.rng.random() < 0.35:  # people mostly work on what they touched lately: edits collide
+            pool = pool[-8:]
         return pool[self.rng.randrange(len(pool))]
 
     def _pick_customer(self) -> Handle | None:
@@ -277,19 +279,19 @@ class Walk:
             "person_create": few(persons, 15, 6) if orgs else 0, "person_edit": 7 if persons else 0,
             "person_move": 1.2 if persons and orgs > 1 else 0, "person_status": 1.8 if persons else 0,
             "person_delete": 0.3 if persons > 10 else 0,
-            "user_create": few(users, 4, 1.2), "user_edit": 2.5 if users else 0,
+            "user_create": few(users, 6, 1.4), "user_edit": 2.5 if users else 0,
             "user_active": 0.7 if users > 2 else 0,
             "item_create": few(items, 10, 2.5), "item_edit": 4 if items else 0, "item_block": 0.8 if items else 0,
             "item_delete": 0.25 if items > 8 else 0,
-            "delivery_create": 3 if orgs and items else 0, "line_add": 3.5 if deliveries else 0,
+            "delivery_create": 3.5 if orgs and items else 0, "line_add": 3.5 if deliveries else 0,
             "line_change": 3.5 if deliveries else 0, "line_remove": 1.8 if deliveries else 0,
-            "delivery_ready": 3 if deliveries else 0, "delivery_edit": 1.5 if deliveries else 0,
+            "delivery_ready": 4.5 if deliveries else 0, "delivery_edit": 1.5 if deliveries else 0,
             "order_invoice": 0.25 if deliveries > 5 else 0,
             "debtor_edit": 6 if orgs else 0, "debtor_create": 0.4, "debtor_delete": 0.25 if orgs > 10 else 0,
-            "employee_edit": 2.5 if users else 0, "employee_create": 0.8, "employee_delete": 0.15 if users > 4 else 0,
+            "employee_edit": 2.5 if users else 0, "employee_create": 0.5, "employee_delete": 0.15 if users > 4 else 0,
             "contact_edit": 6 if persons or contacts else 0, "contact_create": 2.5 if orgs else 0,
             "contact_delete": 1.2 if persons or contacts else 0, "contact_move": 0.4 if persons and orgs > 1 else 0,
-            "both_sides": 6 if orgs else 0,
+            "both_sides": 6 if orgs else 0, "bulk_edit": 1.2 if orgs > 5 and items > 5 else 0,
         }
         return {k: v for k, v in w.items() if v > 0}
 
@@ -386,9 +388,19 @@ class Walk:
         org = self._org_id(handle)
         op.detail = {"org": org}
         self._touch(op, f"webcrm:organisation:{org}")
+        # What the delete takes with it (persons and deliveries the sync made included), as the screen shows it.
+        self.view.refresh(force=True)
+        cascade = {"person": [p["PersonId"] for p in self.view.w("Persons").values()
+                              if p.get("PersonOrganisationId") == org],
+                   "delivery": [d["DeliveryId"] for d in self.view.w("Deliveries").values()
+                                if d.get("DeliveryOrganisationId") == org]}
         self._ui("webcrm", "DELETE", f"Organisations/{org}", {})
         handle.alive = False
         self.deleted["organisation"][str(org)] = op.n
+        for entity, ids in cascade.items():
+            for ident in ids:
+                self.deleted[entity][str(ident)] = op.n
+                self._touch(op, f"webcrm:{entity}:{ident}")
         for person in self.handles["person"]:
             if person.extra.get("org") is handle and person.alive:
                 person.alive = False
@@ -863,6 +875,57 @@ class Walk:
         self._touch(op, f"webcrm:delivery:{delivery}")
         self._admin("uniconta", "POST", f"/invoice/{order['OrderNumber']}")
         self.invoiced[delivery] = op.n
+
+    # ------------------------------------------------------------------ many records in a row
+
+    def op_bulk_edit(self, op: OpRecord) -> None:
+        """A person updates many records of one kind in a row (a price adjustment, new payment terms for a
+        group of customers, ...): a burst of webhooks that the sync takes into a batch job."""
+        kind = self.rng.choice(("item", "org", "person", "debtor", "contact"))
+        count = self.rng.randint(6, 12)
+        factor = self.rng.choice((1.02, 1.05, 0.97))
+        phones = [self._phone() for _ in range(count)]
+        title = self.rng.choice(TITLES) or "Indkøber"
+        payment = self.rng.choice(("Netto 14", "Netto 30", "LM+15"))
+        picked = [self._pick({"debtor": "org", "contact": "person"}.get(kind, kind)) for _ in range(count)]
+        self.view.refresh()
+        done = 0
+        for handle, phone in zip(picked, phones, strict=True):
+            if handle is None or handle.key is None or not handle.alive:
+                continue
+            try:
+                if kind == "item":
+                    item = (self.view.uniconta.get("InvItem") or {})
+                    row = next((r for r in item.values() if r.get("Item") == handle.key), None)
+                    if row is None:
+                        continue
+                    price = round(float(row.get("SalesPrice1") or 0) * factor, 2)
+                    self._touch(op, f"uniconta:item:{handle.key}")
+                    self._ui("uniconta", "PUT", "InvItem", {"Item": handle.key, "SalesPrice1": price})
+                elif kind == "org":
+                    self._touch(op, f"webcrm:organisation:{handle.key}")
+                    self._ui("webcrm", "PUT", f"Organisations/{handle.key}", {"OrganisationTelephone": phone})
+                elif kind == "person":
+                    self._touch(op, f"webcrm:person:{handle.key}")
+                    self._ui("webcrm", "PUT", f"Persons/{handle.key}", {"PersonTitle": title})
+                elif kind == "debtor":
+                    debtor = self.view.debtor_of(int(handle.key))
+                    if debtor is None:
+                        continue
+                    self._touch(op, f"uniconta:debtor:{debtor['Account']}", f"webcrm:organisation:{handle.key}")
+                    self._ui("uniconta", "PUT", "Debtor", {"Account": debtor["Account"], "Payment": payment})
+                else:
+                    contact = self.view.contact_of(int(handle.key))
+                    if contact is None:
+                        continue
+                    self._touch(op, f"uniconta:contact:{contact['RowId']}", f"webcrm:person:{handle.key}")
+                    self._ui("uniconta", "PUT", "Contact", {"RowId": contact["RowId"], "Title": title})
+                done += 1
+            except Gone:
+                continue
+        op.detail = {"kind": kind, "records": done}
+        if not done:
+            raise Gone(f"no {kind} to edit")
 
     # ------------------------------------------------------------------ both sides within a second
 

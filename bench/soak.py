@@ -96,6 +96,7 @@ class Soak:
         self.result: dict[str, Any] = {"seed": self.seed, "ops": args.ops, "faults": args.faults}
         self.sweeps: list[subprocess.Popen[bytes]] = []
         self.kills: list[str] = []
+        self.not_quiet: list[str] = []  # quiescence never reached: a loop, or work that never ends
 
     # -- the stack
     def start(self) -> None:
@@ -176,8 +177,10 @@ class Soak:
                 h.admin(proc.url, "POST", "/webhooks/flush?timeout=120")
             while not (self.quiet() and (time.sleep(0.3) or self.quiet())):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"not quiet after {self.args.quiet_timeout:.0f} s ({what}): "
-                                       f"{self.stuck()}")
+                    stuck = f"not quiet after {self.args.quiet_timeout:.0f} s ({what}): {self.stuck()}"
+                    h.log(f"soak: {stuck}")
+                    self.not_quiet.append(stuck)
+                    return time.monotonic() - t0
                 if self.stack.worker is None or not self.stack.worker.alive():
                     h.log("soak: the worker is gone; starting a new one")
                     self.stack.start_worker(concurrency=2)
@@ -270,6 +273,12 @@ class Soak:
         h.log(f"soak: walk done in {walk_seconds:.0f} s: {dict(outcomes)}")
 
         quiet1 = self.settle("after the walk")
+        # What the webhooks alone left (lost ones included): the reconciliation's work, for the record.
+        before_check = self.counters()
+        pre = self.check(walk)
+        pre_counts = dict(Counter(f"{f.kind} {f.flow}" for f in pre.findings))
+        check_calls = {k: self.total(v) - self.total(before_check[k]) for k, v in self.counters().items()}
+        h.log(f"soak: before the reconciliation: {pre_counts or 'no finding'}")
         t_rec = time.monotonic()
         code = self.syncctl("reconcile", h.CONNECTION, "--since", since.isoformat(timespec="seconds"), "--full",
                             "--json").returncode
@@ -291,21 +300,15 @@ class Soak:
         loop_writes = {k: self.writes(after[k]) - self.writes(before[k]) for k in after}
         loop_calls = self.write_calls_since(seqs) if any(loop_writes.values()) else []
 
-        calls = {k: self.total(v) for k, v in after.items()}
+        calls = {k: self.total(v) - check_calls[k] for k, v in after.items()}
         errors = {k: {s: n for s, n in v.items() if s.startswith("status:") and s[7:] in ("429", "500", "502", "503",
                                                                                          "504")}
                   for k, v in after.items()}
         # The checker reads through the APIs (its own calls come after the counts above).
-        from sync.clients.uniconta import UnicontaClient
-        from sync.clients.webcrm import WebcrmClient
-
-        settings = self.stack.settings()
-        conn = settings.connections[h.CONNECTION]
-        with WebcrmClient(self.stack.webcrm.url, "sandbox-token") as webcrm, \
-                UnicontaClient(self.stack.uniconta.url, h.COMPANY, "sandbox", "sandbox") as uniconta:
-            systems = read_systems(webcrm, uniconta)
-        checker = Checker(conn, systems, walk).run()
+        checker = self.check(walk)
         findings = checker.findings
+        for stuck in self.not_quiet:
+            findings.append(Finding("loop", "all", stuck))
         if any(loop_writes.values()):
             findings.append(Finding("loop", "all", f"{sum(loop_writes.values())} write(s) after quiescence "
                                     f"while nobody edited: {loop_writes}", note="; ".join(loop_calls[:20])))
@@ -324,7 +327,7 @@ class Soak:
             "reconcile_exit": code, "quiet_after_reconcile_seconds": round(quiet2, 1),
             "operations": dict(sorted(kinds.items())), "outcomes": dict(outcomes),
             "phases": faults.events, "kills": self.kills, "webhooks": webhook_stats, "injected_errors": errors,
-            "api_calls": calls, "loop_writes": loop_writes, "pairs": dict(checker.pairs),
+            "api_calls": calls, "loop_writes": loop_writes, "before_reconciliation": pre_counts, "pairs": dict(checker.pairs),
             "disagreements": by_kind["disagreement"] + by_kind["missing"] + by_kind["stray"],
             "duplicates": by_kind["duplicate"], "loops": by_kind["loop"],
             "unsynced": len(checker.unsynced), "dead_letters": len(letters), "reviews": len(reviews),
@@ -334,6 +337,18 @@ class Soak:
             args.json.write_text(json.dumps(self.result, indent=2, default=str, ensure_ascii=False))
         bad = self.result["disagreements"] + self.result["duplicates"] + self.result["loops"]
         return 1 if bad else 0
+
+    def check(self, walk: Walk) -> Checker:
+        """Both systems read through their APIs with the project's clients, and compared."""
+        from sync.clients.uniconta import UnicontaClient
+        from sync.clients.webcrm import WebcrmClient
+
+        assert self.stack.webcrm and self.stack.uniconta
+        conn = self.stack.settings().connections[h.CONNECTION]
+        with WebcrmClient(self.stack.webcrm.url, "sandbox-token") as webcrm, \
+                UnicontaClient(self.stack.uniconta.url, h.COMPANY, "sandbox", "sandbox") as uniconta:
+            systems = read_systems(webcrm, uniconta)
+        return Checker(conn, systems, walk).run()
 
     def webhook_stats(self) -> dict[str, dict[str, int]]:
         """Webhooks each sandbox sent, dropped and duplicated (its delivery log keeps the newest 10,000)."""

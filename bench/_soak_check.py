@@ -452,8 +452,10 @@ class Checker:
                 ids = sorted(int(p["PersonId"]) for p in persons)
                 self._find("duplicate", flow, f"persons {ids} all name contact {rowid}",
                            *[f"webcrm:person:{i}" for i in ids], f"uniconta:contact:{rowid}", note="by link")
+        # Persons the sync made (from contacts) twice: the same organisation, name and e-mail (the walk never
+        # gives two contacts one address, so an address seen twice here is one contact made into two persons).
         made = _group((p for p in self.s.persons.values() if text(p.get("PersonCreatedBy")) ==
-                       self.conn.webcrm.api_user_name and not is_resigned(p)),
+                       self.conn.webcrm.api_user_name and not is_resigned(p) and merge.email(p.get("PersonEmail"))),
                       lambda p: (int(p.get("PersonOrganisationId") or 0), text(p.get("PersonName")).casefold(),
                                  merge.email(p.get("PersonEmail"))))
         for (org, name, email), persons in made.items():

@@ -67,7 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kill-worker", action=argparse.BooleanOptionalAction, default=None,
                         help="also SIGKILL the whole worker once (default: on from 1,000 operations; it costs the "
                              "broker's visibility timeout, ~100 s, before the killed jobs come back)")
-    parser.add_argument("--rate", type=float, default=8.0, help="operations per second at most (8)")
+    parser.add_argument("--rate", type=float, default=10.0, help="operations per second at most (10)")
     parser.add_argument("--sweeps", type=int, default=4, help="reconciliation sweeps during the walk, as beat "
                         "would run them (4)")
     parser.add_argument("--loop-wait", type=float, default=20.0, help="seconds without edits in the loop check (20)")

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock run demo test test-fast lint bench clean
+.PHONY: help install lock run demo test test-fast lint bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,14 @@ lint: $(STAMP) ## ruff, mypy and the layer contracts (lint-imports; setup.cfg [i
 
 bench: $(STAMP) ## run the benchmarks (prints ratios against baselines measured in the same run)
 	$(BIN)/python -m bench
+
+# The convergence soak (docs/benchmarks.md, "Convergence soak"): SOAK_SEED and SOAK_OPS pick another walk,
+# SOAK_ARGS adds options (e.g. --keep --json soak.json).
+SOAK_SEED ?= 14
+SOAK_OPS  ?= 5000
+SOAK_ARGS ?=
+soak: $(STAMP) ## the convergence soak: 5,000 edits on both sides with faults, then reconcile, loop check, checker (~15 min)
+	$(BIN)/python -m bench.soak --seed $(SOAK_SEED) --ops $(SOAK_OPS) --faults $(SOAK_ARGS)
 
 clean: ## remove the virtualenv, caches and run data (.run/)
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

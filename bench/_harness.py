@@ -444,12 +444,13 @@ class Stack:
     """
 
     def __init__(self, name: str, *, flows: Sequence[str] = ("items",), webcrm_rate: int = 0,
-                 uniconta_budget: int = 0, keys: str = "", workdir: Path | None = None) -> None:
+                 uniconta_budget: int = 0, keys: str = "", extra: str = "", workdir: Path | None = None) -> None:
         self.name = name
         self.flows = tuple(flows)
         self.webcrm_rate = webcrm_rate
         self.uniconta_budget = uniconta_budget
         self.keys = keys  # more of the connection's settings, as TOML lines
+        self.extra = extra  # TOML lines of [connections.b1.organisations] and the tables after it
         self._own_dir = workdir is None
         safe = "".join(c if c.isalnum() else "-" for c in name)
         self.dir = workdir or Path(tempfile.mkdtemp(prefix=f"bench-{safe}-"))
@@ -487,7 +488,7 @@ class Stack:
         self.procs += [self.webcrm, self.uniconta]
         config = write_config(self.dir / "sync.toml", webcrm_url=self.webcrm.url, uniconta_url=self.uniconta.url,
                               flows=self.flows, webcrm_rate=self.webcrm_rate, uniconta_budget=self.uniconta_budget,
-                              keys=self.keys)
+                              keys=self.keys, extra=self.extra)
         self.env = {"SYNC_CONFIG": str(config), "REDIS_URL": self.redis_server.url, "LOG_LEVEL": "INFO",
                     "SYNC_RETRY_BASE_SECONDS": "0.5", "SYNC_RETRY_MAX_SECONDS": "10",
                     "PYTHONDONTWRITEBYTECODE": "1"}

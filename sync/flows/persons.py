@@ -470,15 +470,22 @@ def _sync_pair(ctx: ConnectionContext, cfg: PersonFlow, person: dict[str, Any], 
         to_contact[cfg.uniconta_link_field] = str(pid)
     org = as_id(person.get("PersonOrganisationId"))
     account = text(contact.get("DCAccount"))
+    synced_org = org  # the organisation the contact's debtor stands for once this sync is done
     if base is None or base.get("_org") != org:  # the person moved in webCRM (or a first sync): follow it
         debtor = linked_debtor(ctx, org) if org else None
         if debtor and debtor != account:
             to_contact["DCAccount"] = debtor
             journal.note("contact-moved", person=pid, contact=rowid, debtor=debtor, old_debtor=account)
             account = debtor
-        elif not debtor and base is not None:
-            journal.note("contact-not-moved", person=pid, contact=rowid, organisation=org, debtor=account,
-                         reason="the person's new organisation is not linked to a debtor")
+        elif not debtor and org:
+            # The move waits for the new organisation's debtor: the base keeps the old organisation (so the
+            # next sync still sees a move), and the person is released when the organisation gets linked.
+            synced_org = None if base is None else base.get("_org")
+            _wait_for_organisation(ctx, pid, org)
+            if base is not None:
+                journal.note("contact-not-moved", person=pid, contact=rowid, organisation=org, debtor=account,
+                             reason="the person's new organisation is not linked to a debtor yet; the contact "
+                                    "follows once it is")
     elif base.get("_account") not in (None, account):
         journal.note("contact-on-other-debtor", person=pid, contact=rowid, debtor=account,
                      reason="moved in Uniconta; webCRM persons cannot change organisation through the API")
@@ -487,15 +494,27 @@ def _sync_pair(ctx: ConnectionContext, cfg: PersonFlow, person: dict[str, Any], 
         ctx.uniconta.update(CONTACT, {**contact, **to_contact})
     if to_person:
         ctx.webcrm.update(PERSONS, pid, {**person, **to_person})
-    store.put(ENTITY, pid, {**result.merged, "_status": "active", "_org": org, "_account": account,
+    store.put(ENTITY, pid, {**result.merged, "_status": "active", "_org": synced_org, "_account": account,
                             "_contact": rowid})
-    ctx.fingerprints.put(ENTITY, "webcrm", pid, _person_fp({**person, **to_person}, cfg))
+    if synced_org == org:
+        ctx.fingerprints.put(ENTITY, "webcrm", pid, _person_fp({**person, **to_person}, cfg))
+    else:  # a move still to make: the next event of this person (its release) must not be taken for an echo
+        ctx.fingerprints.forget(ENTITY, "webcrm", pid)
     ctx.fingerprints.put(ENTITY, "uniconta", rowid, _contact_fp({**contact, **to_contact}, cfg))
     ctx.links.bind(ENTITY, pid, str(rowid))
     if action is None:
         action = "updated" if to_person or to_contact else "unchanged"
     return Result(action, {"person": pid, "contact": rowid, "to_webcrm": sorted(to_person),
                            "to_uniconta": sorted(to_contact), "conflicts": [c.field for c in result.conflicts]})
+
+
+def _wait_for_organisation(ctx: ConnectionContext, pid: int, org: int) -> None:
+    """Park the person on its organisation until the organisation flow links it (and releases it); if it
+    was linked meanwhile (its release may have run before the park), release at once."""
+    dependency = f"organisation:{org}"
+    waiting.park(ctx.redis, Event(ctx.connection.id, "webcrm", ENTITY, str(pid), origin="dependency"), dependency)
+    if linked_debtor(ctx, org):
+        waiting.release(ctx.redis, ctx.connection.id, dependency, ctx.enqueue)
 
 
 # --------------------------------------------------------------------------- reads

@@ -241,3 +241,24 @@ def test_resign_and_delete_deactivate_the_other_side_once(ctx: ConnectionContext
     assert action(ctx, person_event(pid)) == "unchanged"
     assert sandboxes.writes() == before
     assert not ctx.redis.hget(keys.links(CONNECTION, "person", "w2u"), str(pid))
+
+
+def test_a_person_moved_to_an_organisation_without_a_debtor_moves_its_contact_once_it_has_one(
+        ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
+    """Found by the convergence soak (seed 3): the contact stayed on the old debtor for good."""
+    pid, row = pair(ctx, sandboxes)
+    other = int(sandboxes.webcrm.ui("Organisations", OrganisationName="Ny kunde")["OrganisationId"])
+    sandboxes.webcrm.ui("Persons", pid, PersonOrganisationId=other)
+    run(ctx, person_event(pid))
+    assert contacts(sandboxes)[row]["DCAccount"] == "10001"  # nowhere to move it yet
+    assert waiting.parked(ctx.redis, CONNECTION, f"organisation:{other}") == [("webcrm", "person", str(pid))]
+
+    # The organisation flow links the new organisation and releases what waits on it.
+    sandboxes.uniconta.ui("DebtorClientUser", Account="10002", Name="Ny kunde", WebcrmId=str(other))
+    ctx.links.bind("organisation", other, "10002")
+    assert action(ctx, person_event(pid, origin="dependency")) == "updated"
+    assert contacts(sandboxes)[row]["DCAccount"] == "10002"
+    before = sandboxes.writes()
+    assert action(ctx, contact_event(row)) == "unchanged"  # the move's echo
+    assert action(ctx, person_event(pid)) == "unchanged"
+    assert sandboxes.writes() == before

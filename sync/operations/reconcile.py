@@ -57,6 +57,7 @@ SEEN_TTL = 3 * 24 * 3600
 # Sweeps read ids and UpdatedAt only: small rows, so the largest page webCRM allows (its Swagger's 1000).
 ID_PAGE = MAX_PAGE_SIZE
 SNAPSHOT_TTL = 14 * 24 * 3600
+GONE = "-"  # a snapshot's tombstone: a linked id already queued as deleted
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Source:
     updated_field: str  # <T>UpdatedAt (webCRM) / UpdatedAt (Uniconta)
     collection: str = ""  # webCRM collection path for a plain list (query fallback)
     by_rowid: bool = False  # Uniconta record ids are "#<RowId>" (the table has no key)
+    link: str = ""  # the entity its flow's links are bound under (ctx.links.bind(link, ...))
 
     @property
     def name(self) -> str:
@@ -94,16 +96,17 @@ class Source:
 
 SOURCES: tuple[Source, ...] = (
     Source("organisations", "webcrm", "organisation", "Organisation", "OrganisationId", "OrganisationUpdatedAt",
-           "Organisations"),
-    Source("organisations", "uniconta", "debtor", "DebtorClient", "Account", "UpdatedAt"),
-    Source("items", "uniconta", "item", "InvItemClient", "Item", "UpdatedAt"),
+           "Organisations", link="organisation"),
+    Source("organisations", "uniconta", "debtor", "DebtorClient", "Account", "UpdatedAt", link="organisation"),
+    Source("items", "uniconta", "item", "InvItemClient", "Item", "UpdatedAt", link="item"),
     # Quotation-line changes also touch their delivery's UpdatedAt (webCRM sandbox quirk
     # line_change_touches_parent, unconfirmed for the real API); the delivery job syncs its lines.
-    Source("orders", "webcrm", "delivery", "Delivery", "DeliveryId", "DeliveryUpdatedAt", "Deliveries"),
-    Source("users", "webcrm", "user", "User", "UserId", "UserUpdatedAt", "Users"),
-    Source("users", "uniconta", "employee", "EmployeeClient", "Number", "UpdatedAt"),
-    Source("persons", "webcrm", "person", "Person", "PersonId", "PersonUpdatedAt", "Persons"),
-    Source("persons", "uniconta", "contact", "ContactClient", "RowId", "UpdatedAt", by_rowid=True),
+    Source("orders", "webcrm", "delivery", "Delivery", "DeliveryId", "DeliveryUpdatedAt", "Deliveries",
+           link="delivery"),
+    Source("users", "webcrm", "user", "User", "UserId", "UserUpdatedAt", "Users", link="user"),
+    Source("users", "uniconta", "employee", "EmployeeClient", "Number", "UpdatedAt", link="user"),
+    Source("persons", "webcrm", "person", "Person", "PersonId", "PersonUpdatedAt", "Persons", link="person"),
+    Source("persons", "uniconta", "contact", "ContactClient", "RowId", "UpdatedAt", by_rowid=True, link="person"),
 )
 
 # Flow-specific sweeps run after the generic ones, as "module:function" (imported lazily, like
@@ -495,6 +498,10 @@ def _full_compare(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueu
     used_before = budget.usage()["used"]
     snapshot_key = _snapshot_key(conn.id, source)
     previous = strings(r.hgetall(snapshot_key))
+    # Linked ids are read before the rows: a record linked by then and not read is gone. This catches a
+    # record made and deleted between two snapshots whose delete webhook was lost (no snapshot saw it).
+    linked = {f"#{key}" if source.by_rowid else key for key in ctx.links.linked(source.link, source.system)} \
+        if source.link else set()
     current: dict[Any, Any] = {}
     for row in all_rows(ctx, source):
         record_id = source.record_id(row)
@@ -504,22 +511,27 @@ def _full_compare(ctx: ConnectionContext, source: Source, enqueue: intake.Enqueu
     pages = _Pages(ctx, enqueue, result)
     if previous and changes:
         for record_id, stamp in current.items():
-            if previous.get(record_id) == stamp or record_id in seen_now or seen_before.get(record_id) == stamp:
+            if previous.get(record_id) in (stamp, GONE) or record_id in seen_now \
+                    or seen_before.get(record_id) == stamp:
                 continue
             pages.add(source, record_id, "update")
             seen_now[record_id] = stamp
-    if previous:
-        for record_id in sorted(previous.keys() - current.keys()):
-            pages.add(source, record_id, "delete")
-            result.deleted += 1
+    existed = {record_id for record_id, stamp in previous.items() if stamp != GONE}
+    # A link a flow keeps after its record is gone (a deleted user keeps its employee's link) is queued
+    # once: its tombstone in the snapshot says so.
+    gone = (existed - current.keys()) | (linked - current.keys() - previous.keys())
+    for record_id in sorted(gone):
+        pages.add(source, record_id, "delete")
+        result.deleted += 1
     pages.flush()
     if not previous:
         result.note = "first full compare: snapshot taken, nothing to compare with yet"
+    snapshot = {**current, **{record_id: GONE for record_id in linked - current.keys()}}
     tmp = snapshot_key + ":new"
     pipe = r.pipeline()
     pipe.delete(tmp)
-    if current:
-        pipe.hset(tmp, mapping=current)
+    if snapshot:
+        pipe.hset(tmp, mapping=snapshot)
         pipe.expire(tmp, SNAPSHOT_TTL)
         pipe.rename(tmp, snapshot_key)
     else:

@@ -52,5 +52,10 @@ class LinkStore:
             pipe.hdel(keys.links(self.connection, entity, "u2w"), u)
         pipe.execute()
 
+    def linked(self, entity: str, system: str) -> set[str]:
+        """Every id of `system` ("webcrm" | "uniconta") that has a link: what reconciliation expects to exist."""
+        direction = "w2u" if system == "webcrm" else "u2w"
+        return {str(k) for k in self.r.hkeys(keys.links(self.connection, entity, direction))}
+
     def count(self, entity: str) -> int:
         return int(self.r.hlen(keys.links(self.connection, entity, "w2u")))

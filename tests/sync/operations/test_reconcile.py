@@ -184,6 +184,27 @@ def test_full_compare_queues_deletions(make_ctx: MakeCtx, sandboxes: Sandboxes) 
     assert [(e.record_id, e.operation) for e in sent] == [("A", "delete")]
 
 
+def test_full_compare_queues_a_linked_record_no_snapshot_saw_once(make_ctx: MakeCtx, sandboxes: Sandboxes) -> None:
+    """Found by the soak: a contact made by the sync and deleted in Uniconta before any full compare,
+    its webhook lost. Its link says it existed; it is queued as deleted once (a flow may keep a link to
+    a gone record on purpose, so the snapshot keeps a tombstone instead of queueing it every day)."""
+    ctx = make_ctx(flows=("persons",))
+    sandboxes.uniconta.ui("DebtorClient", Account="10001", Name="Debtor")
+    stays = sandboxes.uniconta.ui("ContactClient", DCAccount="10001", Name="Stays")["RowId"]
+    ctx.links.bind("person", 60, "55000")  # a contact gone before any snapshot
+    ctx.links.bind("person", 61, str(stays))
+    sent: list[Event] = []
+    sweep(ctx, into(sent), now=T0, full=True)
+    # (persons 60 and 61 do not exist in webCRM either: the same rule queues them)
+    expected = [("contact", "#55000", "delete"), ("person", "60", "delete"), ("person", "61", "delete")]
+    def deletes() -> list[tuple[str, str, str]]:
+        return sorted((e.entity, e.record_id, e.operation) for e in sent if e.operation == "delete")
+
+    assert deletes() == expected
+    sweep(ctx, into(sent), now=T0 + timedelta(minutes=10), full=True)
+    assert deletes() == expected
+
+
 class FeedWithoutUpdatedAt(UnicontaClient):
     """The real client on the real sandbox, standing for a Uniconta company whose feed has no
     `UpdatedAt` (the sandbox has it on every table, docs/sandbox-uniconta.md, assumption 8, so

@@ -297,10 +297,10 @@ class Executor:
                 status = getattr(outcome, "status", "unknown")
                 if status == "ok":
                     request.answer(None)
-                elif status == "failed":
-                    request.fail(Permanent(getattr(outcome, "error", "") or "refused by the bulk write",
-                                           system="webcrm", method="PATCH", path=f"/{entity}", status=200))
-                else:  # the answer did not say: the same full DTO once more, on its own
+                else:
+                    # Refused, or the answer did not say: the same full DTO once more, on its own, so the
+                    # record gets the single path's answer (a record deleted meanwhile is a 404, NotFound,
+                    # which its flow handles; a refused value a 400) instead of one the batch made up.
                     self._answer_each([request], partial(self.webcrm.update, *request.args))
 
     # ------------------------------------------------------------------------- Uniconta

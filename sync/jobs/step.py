@@ -18,7 +18,7 @@ import redis
 import sentry_sdk
 
 from sync import metrics
-from sync.clients.errors import ApiError
+from sync.clients.errors import ApiError, NotFound
 from sync.config import Settings
 from sync.events import Event
 from sync.flows import ROUTES, FlowError, Result, handler_for
@@ -88,6 +88,10 @@ def _verdict(settings: Settings, err: BaseException, *, attempt: int, first_atte
              backoff_delay: float | None) -> Verdict:
     if isinstance(err, LockBusy):
         return Verdict("contended", contention_delay)
+    if isinstance(err, NotFound) and err.method in ("PUT", "PATCH") and attempt == 0:
+        # The record was read moments ago and is gone now (deleted meanwhile): one more attempt reads it
+        # again and takes the flow's path for a deleted record, instead of a dead letter.
+        return Verdict("retry", backoff_delay or 0.0)
     if isinstance(err, (ApiError, redis.RedisError, *transient)):
         if not getattr(err, "retryable", True):
             return Verdict("dead", reason="permanent")

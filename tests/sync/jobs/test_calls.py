@@ -56,6 +56,22 @@ def test_a_bulk_write_whose_answer_says_nothing_is_written_again_record_by_recor
     assert paths == ["PATCH /Organisations", *(f"PUT /Organisations/{i}" for i in ids)]
 
 
+def test_a_record_a_bulk_write_refuses_gets_the_single_writes_answer(ctx: ConnectionContext,
+                                                                     sandboxes: Sandboxes) -> None:
+    """Found by the soak: a person deleted while its batch wrote its contact's RowId back was
+    dead-lettered with the PATCH's item message; written alone it is a 404, which its flow handles."""
+    ids = [int(sandboxes.webcrm.ui("Organisations", OrganisationName=f"Org {n}")["OrganisationId"]) for n in range(3)]
+    dtos = {i: {**ctx.webcrm.get("Organisations", i), "OrganisationCity": "Odense"} for i in ids}
+    sandboxes.webcrm.ui_delete("Organisations", ids[1])
+    sandboxes.webcrm.clear_calls()
+
+    results, _ = _round(ctx, [Request("webcrm", "update", ("Organisations", i, dtos[i])) for i in ids])
+
+    assert [type(error).__name__ for _, error in results] == ["NoneType", "NotFound", "NoneType"]
+    paths = [f"{c['method']} {c['path']}" for c in sandboxes.webcrm.calls() if not c["path"].startswith("/Auth")]
+    assert paths == ["PATCH /Organisations", f"PUT /Organisations/{ids[1]}"]
+
+
 def test_lookups_of_many_values_go_in_or_lists_of_at_most_forty(ctx: ConnectionContext, sandboxes: Sandboxes) -> None:
     for n in range(1, 51):
         sandboxes.uniconta.ui("DebtorClient", Account=str(n), Name=f"Debitor {n}")

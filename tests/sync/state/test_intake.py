@@ -189,3 +189,14 @@ def test_a_burst_of_webhooks_of_one_entity_makes_its_jobs_wait_so_they_gather(re
     intake.accept(r, ev(entity="debtor", record_id="D1"), sent.append, burst)  # another entity: not a burst
     intake.accept(r, ev(record_id="B1"), sent.append)  # no burst settings (not a webhook): never delayed
     assert [e.delay for e in sent] == [0.0, 0.0, 1.5, 1.5, 1.5, 1.5, 0.0, 0.0]
+
+
+def test_one_record_edited_quickly_is_not_a_burst(redis_client: redis.Redis) -> None:
+    """A person's edits of one record and the echoes of our writes to it come fast, but they are one
+    record: its jobs are never delayed (benchmark 2 once showed single edits waiting the gathering window)."""
+    burst = intake.Burst(threshold=3, delay=1.5)
+    sent: list[Event] = []
+    for _ in range(6):
+        intake.accept(redis_client, ev(record_id="A"), sent.append, burst)
+        intake.clear_pending(redis_client, sent[-1])  # its job ran: the next webhook is queued again
+    assert len(sent) == 6 and all(e.delay == 0.0 for e in sent)

@@ -1,7 +1,7 @@
 """`python -m bench [NAME ...] [--quick | --smoke]`: run the benchmarks and print their tables.
 
 Every table holds a baseline measured in the same run and a ratio against it. `make bench` runs all
-of them at full size (about 10 minutes on 2 cores); `--quick` is a few minutes, `--smoke` seconds
+of them at full size (about 40 minutes on 2 cores); `--quick` is a few minutes, `--smoke` seconds
 (only proves the benchmark works; its numbers mean little).
 """
 

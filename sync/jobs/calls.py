@@ -248,10 +248,10 @@ class Executor:
             value = _EQ_QUERY.match(str(request.args[0])).group(3).replace("''", "'")  # type: ignore[union-attr]
             wanted.setdefault(value.casefold(), []).append(request)  # webCRM compares text case-blind
         values = list(wanted)
-        if len(values) == 1:
-            value = values[0]
-            self._answer_each(wanted[value], partial(_rows, self.webcrm.query, wanted[value][0].args[0]))
-            return
+
+        def alone(requests: list[Request]) -> None:  # the records' own query, shared by those asking it
+            self._answer_each(requests, partial(_rows, self.webcrm.query, requests[0].args[0]))
+
         # Numbers: a range per run of close values. Text: the whole table (a text range would depend on
         # webCRM's collation, and a row it left out would look like a record that does not exist).
         numeric = all(_int(v) >= 0 and str(_int(v)) == v for v in values)
@@ -259,7 +259,7 @@ class Executor:
         for run in runs:
             members_of = [r for v in run for r in wanted[str(v)]]
             if len(run) == 1:
-                self._answer_each(members_of, partial(_rows, self.webcrm.query, members_of[0].args[0]))
+                alone(members_of)
                 continue
             script = (f"SELECT * FROM {table} WHERE {column} >= {sql_literal(run[0])} "  # noqa: S608 - literals
                       f"AND {column} <= {sql_literal(run[-1])}") if numeric else f"SELECT * FROM {table}"  # noqa: S608
@@ -268,8 +268,7 @@ class Executor:
             except Permanent as err:
                 log.info("webcrm range query on %s.%s refused (%s): one query per value", table, column, err)
                 for value in run:
-                    reqs = wanted[str(value)]
-                    self._answer_each(reqs, partial(_rows, self.webcrm.query, reqs[0].args[0]))
+                    alone(wanted[str(value)])
                 continue
             by_value: dict[str, list[dict[str, Any]]] = {}
             for row in rows:

@@ -194,8 +194,8 @@ def pending_mark(r: redis.Redis, connection: str, system: str, entity: str, reco
 def accept(r: redis.Redis, event: Event, enqueue: Enqueue, burst: Burst | None = None) -> Outcome:
     """Dedupe, coalesce and enqueue; raises Unavailable when the event could not be stored.
 
-    `burst` (webhooks): when `burst.threshold` events of the entity arrive within a second, its
-    jobs wait `burst.delay` seconds until none has come for `BURST_HOLD` seconds."""
+    `burst` (webhooks): when events for `burst.threshold` different records of the entity arrive within
+    a second, its jobs wait `burst.delay` seconds until none has come for `BURST_HOLD` seconds."""
     seen_key = keys.seen(event.connection, event.delivery_id) if event.delivery_id else None
     pending_key = keys.pending(event.connection, event.system, event.entity, event.record_id)
     try:
@@ -216,7 +216,7 @@ def accept(r: redis.Redis, event: Event, enqueue: Enqueue, burst: Burst | None =
             # so the echoes that trickle in are taken into one batch instead of running one by one.
             event = replace(event, delay=float(echo))
         elif bursting and burst is not None and not event.delay:
-            # Many webhooks of this entity at once: each job waits a moment, so the first to run finds
+            # Many records of this entity at once: each job waits a moment, so the first to run finds
             # the others waiting and takes them into one batch (single edits are never delayed).
             event = replace(event, delay=burst.delay)
         if waiting is not None:
@@ -274,12 +274,6 @@ def clear_pending_many(r: redis.Redis, events: list[Event]) -> None:
     _script(r, _RELEASE_SINGLES)(keys=names, args=args)
 
 
-def waiting_singles(r: redis.Redis, event: Event) -> int:
-    """How many single jobs of the event's (connection, system, entity) wait in the queue (an upper
-    bound: entries of jobs that started meanwhile are dropped when a burst looks at them)."""
-    return int(r.hlen(keys.singles(event.connection, event.system, event.entity)))
-
-
 def adopt(r: redis.Redis, event: Event, limit: int) -> list[Event]:
     """Take up to `limit` queued single jobs of the event's entity off the waiting list, for a batch job.
 
@@ -304,14 +298,10 @@ def drain(r: redis.Redis, events: list[Event], into: Event) -> None:
                        reason="a burst of this entity: synced with others in one batch job")
 
 
-def drained(r: redis.Redis, event: Event) -> bool:
-    """True (once) when this single job's record was taken into a batch job by `adopt`."""
-    return bool(r.delete(keys.drained(event.connection, event.event_id)))
-
-
 def on_start(r: redis.Redis, event: Event) -> tuple[bool, int]:
-    """What a single job asks first, in one round trip: was it drained into a batch (told once), and
-    how many single jobs of its entity wait (see `waiting_singles`)."""
+    """What a single job asks first, in one round trip: was its record taken into a batch job by `adopt`
+    (True once), and how many single jobs of its (connection, system, entity) wait in the queue (an upper
+    bound: entries of jobs that started meanwhile are dropped when a burst looks at them)."""
     pipe = r.pipeline(transaction=False)
     pipe.delete(keys.drained(event.connection, event.event_id))
     pipe.hlen(keys.singles(event.connection, event.system, event.entity))

@@ -27,7 +27,8 @@ def echo(connection: str, system: str, entity: str, record_id: str) -> str:
 
 
 def burst(connection: str, system: str, entity: str) -> str:
-    """(`:rate`: webhooks of the entity this second; the key itself: set while the entity sees a burst.)"""
+    """(`:rate`: the records of the entity with webhooks this second; the key itself: set while the entity
+    sees a burst.)"""
     return f"{PREFIX}:{connection}:burst:{system}:{entity}"
 
 

@@ -140,7 +140,7 @@ def test_a_burst_takes_waiting_single_jobs_of_its_entity_into_a_batch(redis_clie
     for event in events:
         assert intake.accept(r, event, sent.append).status == "queued"
     intake.accept(r, ev(entity="debtor", record_id="D1"), sent.append)  # another entity: never taken
-    assert intake.waiting_singles(r, events[0]) == 6
+    assert intake.on_start(r, events[0])[1] == 6
 
     intake.clear_pending(r, events[1])  # its job started: no longer waiting, not taken
     taken = intake.adopt(r, events[0], limit=3)
@@ -150,13 +150,13 @@ def test_a_burst_takes_waiting_single_jobs_of_its_entity_into_a_batch(redis_clie
     assert {e.record_id for e in taken} <= {"A2", "A3", "A4", "A5"}
     for event in taken:  # the marks stay: the batch job carries these same events
         assert intake.pending_mark(r, "c1", "uniconta", "item", event.record_id) == intake.Mark(event.event_id, True)
-        assert not intake.drained(r, event)  # not before the batch job is published
+        assert not intake.on_start(r, event)[0]  # not before the batch job is published
     intake.drain(r, taken, into=events[0])
     for event in taken:
-        assert intake.drained(r, event) and not intake.drained(r, event)  # told once: its job does nothing
+        assert intake.on_start(r, event)[0] and not intake.on_start(r, event)[0]  # told once: its job does nothing
     left = [e for e in events[2:] if e not in taken]
-    assert not intake.drained(r, left[0])  # not taken: its job runs as usual
-    assert intake.waiting_singles(r, events[0]) == 2  # the taker's own and the one left
+    assert not intake.on_start(r, left[0])[0]  # not taken: its job runs as usual
+    assert intake.on_start(r, events[0])[1] == 2  # the taker's own and the one left
     assert intake.adopt(r, events[0], limit=10) == left  # the taker's own record is never taken
     assert [e["kind"] for e in journal.entries(r, "c1", "item", taken[0].record_id)][:1] == ["batched"]
     intake.clear_pending_many(r, taken)  # what the batch job does first
